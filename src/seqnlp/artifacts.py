@@ -1,0 +1,85 @@
+"""Reading and writing stage artifacts so that a failed stage never leaves a half-written output."""
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file (and line, when there is one) and what was expected."""
+
+    def __init__(self, path, message, line=None):
+        where = f"{path}:{line}" if line is not None else f"{path}"
+        super().__init__(f"{where}: {message}")
+        self.path, self.line = Path(path), line
+
+
+@contextlib.contextmanager
+def staged_directory(final):
+    """Yield an empty scratch directory that replaces ``final`` only if the block finishes."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        yield scratch
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    if final.exists():
+        shutil.rmtree(final)
+    scratch.rename(final)
+
+
+@contextlib.contextmanager
+def staged_file(final):
+    """Yield a scratch path that replaces ``final`` only if the block finishes."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    handle, scratch = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
+    os.close(handle)
+    try:
+        yield Path(scratch)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
+    os.replace(scratch, final)
+
+
+def write_json(path, data):
+    with staged_file(path) as scratch:
+        scratch.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_sequences(path, sequences, **columns):
+    """Store variable-length int sequences (plus per-sequence columns) as one flat .npz."""
+    lengths = np.array([len(sequence) for sequence in sequences], dtype=np.int64)
+    flat = np.concatenate([np.asarray(s, dtype=np.int32) for s in sequences]) if sequences else np.zeros(0, np.int32)
+    np.savez(path, flat=flat, lengths=lengths, **{name: np.asarray(v) for name, v in columns.items()})
+
+
+def load_sequences(path):
+    """Inverse of :func:`save_sequences`: (list of int32 arrays, dict of columns)."""
+    with np.load(path) as stored:
+        offsets = np.concatenate([[0], np.cumsum(stored["lengths"])])
+        flat = stored["flat"]
+        sequences = [flat[start:end] for start, end in zip(offsets[:-1], offsets[1:])]
+        columns = {name: stored[name] for name in stored.files if name not in ("flat", "lengths")}
+    return sequences, columns

@@ -1,0 +1,100 @@
+"""Import trax quietly and quickly, and mend what trax 1.4.1 gets wrong on current jax.
+
+Every module of seqnlp that needs trax imports it from here, so the fixes below are applied once,
+before any training loop exists:
+
+* ``tree_unflatten`` tests ``tree in copy_from_tree``; when ``tree`` is a jax array and
+  ``copy_from_tree`` is ``[()]`` this compares an array with a tuple and raises
+  ``TypeError: unsupported operand type(s) for ==: 'ArrayImpl' and 'tuple'``. A ``training.Loop``
+  hits it when it restores optimizer slots from a checkpoint, so resuming crashed.
+* ``jax.host_count`` is deprecated in jax (it warns on every call) and is to be removed; trax still
+  calls it, so it is pointed at ``jax.process_count``, the same count under its current name.
+* ``trax.layers.assert_shape`` calls ``inspect.stack()`` for every decorated layer at import time; with
+  TensorFlow's ~10k modules loaded each call scans ``sys.modules`` for every frame, so ``import trax``
+  took a minute. During the import ``inspect.stack`` is swapped for a walk that only collects frames.
+* TensorFlow's C++ start-up lines and gym's NumPy-2 notice are kept off the user's terminal.
+"""
+
+import contextlib
+import inspect
+import os
+import sys
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+warnings.filterwarnings("ignore", message="GzipFile was opened for writing", category=FutureWarning)
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Point file descriptor 2 at /dev/null: TF's C++ logger writes there before Python sees it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _frames_only_stack(context=1):
+    frames, frame = [], sys._getframe(1)
+    while frame is not None:
+        frames.append((frame,))
+        frame = frame.f_back
+    return frames
+
+
+@contextlib.contextmanager
+def _cheap_inspect_stack():
+    original = inspect.stack
+    inspect.stack = _frames_only_stack
+    try:
+        yield
+    finally:
+        inspect.stack = original
+
+
+def _is_copied_leaf(tree, copy_from_tree):
+    return any(type(tree) is type(leaf) and tree == leaf for leaf in copy_from_tree)
+
+
+def tree_unflatten(flat, tree, copy_from_tree=None):
+    """trax's ``fastmath.tree_unflatten`` with a membership test that never compares arrays."""
+    if copy_from_tree is not None and _is_copied_leaf(tree, copy_from_tree):
+        return tree, flat
+    if isinstance(tree, (list, tuple)):
+        new_tree, rest = [], flat
+        for subtree in tree:
+            new_subtree, rest = tree_unflatten(rest, subtree, copy_from_tree=copy_from_tree)
+            new_tree.append(new_subtree)
+        return (tuple(new_tree) if isinstance(tree, tuple) else new_tree), rest
+    if isinstance(tree, dict):
+        new_tree, rest = {}, flat
+        for key in tree:
+            new_tree[key], rest = tree_unflatten(rest, tree[key], copy_from_tree=copy_from_tree)
+        return new_tree, rest
+    return flat[0], flat[1:]
+
+
+def _import_trax():
+    import gym_notices.notices
+
+    gym_notices.notices.notices.clear()
+    with _stderr_silenced(), _cheap_inspect_stack():
+        import jax
+        import trax
+        import trax.fastmath.numpy
+        import trax.supervised  # noqa: F401  (registers trax.supervised.training)
+
+    jax.host_count = jax.process_count
+    trax.fastmath.numpy.tree_unflatten = tree_unflatten
+    trax.fastmath.tree_unflatten = tree_unflatten
+    return trax
+
+
+trax = _import_trax()

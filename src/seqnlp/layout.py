@@ -1,0 +1,31 @@
+"""Where each stage of a task reads and writes, relative to the repository root (as in dvc.yaml)."""
+
+from pathlib import Path
+
+
+def raw(task):
+    return Path("data") / task / "raw"
+
+
+def filtered(task):
+    return Path("data") / task / "filtered"
+
+
+def tokens(task):
+    return Path("data") / task / "tokens"
+
+
+def model(task):
+    return Path("models") / task
+
+
+def metrics(task):
+    return Path("metrics") / f"{task}.json"
+
+
+def plots(task):
+    return Path("plots") / task
+
+
+def training_log(task):
+    return plots(task) / "train"

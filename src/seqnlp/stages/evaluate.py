@@ -1,0 +1,30 @@
+"""evaluate: score the trained checkpoint on the task's held-out split; write metrics and plot data."""
+
+import json
+
+from seqnlp import layout, tasks
+from seqnlp.artifacts import staged_directory, write_json
+from seqnlp.stages.train import CHECKPOINT_FILE
+
+
+def load_trained(task_name, task, params, mode="eval"):
+    """The task's model in ``mode`` with the weights of the last checkpoint."""
+    checkpoint = layout.model(task_name) / CHECKPOINT_FILE
+    if not checkpoint.exists():
+        raise SystemExit(f"no trained model at {checkpoint}; run `seqnlp train {task_name}` (or `dvc repro`) first")
+    model = task.model(params, mode=mode)
+    model.init_from_file(str(checkpoint), weights_only=True)
+    return model
+
+
+def run(task_name):
+    task, params = tasks.load(task_name), tasks.params(task_name)
+    model = load_trained(task_name, task, params)
+    results, plots = task.evaluate(params, model, layout.tokens(task_name))
+    results["data"] = task.describe_data(layout.raw(task_name), layout.filtered(task_name))
+    with staged_directory(layout.plots(task_name) / "eval") as scratch:
+        for name, rows in plots.items():
+            (scratch / name).write_text(json.dumps(rows) + "\n")
+    write_json(layout.metrics(task_name), results)
+    print(f"evaluate {task_name} -> {layout.metrics(task_name)}")
+    print(json.dumps(results, indent=2))

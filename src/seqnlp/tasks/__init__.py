@@ -1,0 +1,32 @@
+"""Tasks: one module each, exposing the same stage functions to the generic drivers in seqnlp.stages.
+
+A task module provides ``download``, ``filter``, ``tokenize`` (each ``(params, input_dir, out_dir)``
+writing into ``out_dir`` and returning a stats dict), ``model(params, mode)``, ``loss``,
+``eval_metrics``/``metric_names``, ``training_batches(params, tokens_dir, split, seed)``,
+``evaluate(params, model, tokens_dir)`` and ``describe_data(raw_dir, filtered_dir)``.
+"""
+
+import importlib
+import pkgutil
+
+import yaml
+
+PARAMS_FILE = "params.yaml"
+
+
+def names():
+    return sorted(module.name for module in pkgutil.iter_modules(__path__))
+
+
+def load(name):
+    if name not in names():
+        raise SystemExit(f"unknown task {name!r}; known tasks: {', '.join(names())}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def params(name, path=PARAMS_FILE):
+    with open(path) as stream:
+        everything = yaml.safe_load(stream)
+    if name not in everything:
+        raise SystemExit(f"{path} has no section for task {name!r}")
+    return everything[name]

@@ -1,0 +1,303 @@
+"""AG News topic classification: a news text in, one of four topics out (week 1 of the seed)."""
+
+import collections
+import csv
+import gzip
+import html
+import re
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as sk_metrics
+from tqdm import tqdm
+
+from seqnlp.artifacts import DataError, load_sequences, read_json, save_sequences, write_json
+from seqnlp.batching import endless_shuffled, padded_batches
+from seqnlp.compat import trax
+from seqnlp.sources import SourceUnavailable, copy_verified, mirror_directory
+from trax import layers as tl
+from trax.data import text_encoder
+from trax.data import tokenizer as trax_tokenizer
+
+LABELS = ("World", "Sports", "Business", "Sci/Tech")
+SPLITS = ("train", "test")
+FILTERED_SPLITS = ("train", "valid", "test")
+HEADER = ["class_index", "title", "description"]
+VOCAB_FILE = "vocab.subword"
+MIRROR_FILES = {
+    "train": ("ag_news/train_subset20k_balanced.csv.gz",
+              "3404520cbfd55bef3241427df4507bcf15dea883d98307b11b229d73c7686ec8", 120_000),
+    "test": ("ag_news/test.csv.gz",
+             "3c277beb6ce3dd635407635cb90a7c5ceaf87168fabb3be218e39aa2b097f706", 7_600),
+}
+
+
+# ---- download -------------------------------------------------------------------------------------
+
+def download(params, out):
+    mirror = mirror_directory()
+    if mirror is not None:
+        return _copy_from_mirror(mirror, out)
+    return _download_from_tfds(params["tfds_name"], out)
+
+
+def _copy_from_mirror(mirror, out):
+    record = {"source": f"mirror:{mirror}", "splits": {}}
+    for split, (relative, sha256, canonical_rows) in MIRROR_FILES.items():
+        record["splits"][split] = copy_verified(mirror / relative, sha256, out / f"{split}.csv.gz")
+        rows = len(read_csv(out / f"{split}.csv.gz"))
+        record["splits"][split].update(rows=rows, canonical_rows=canonical_rows, subset=rows < canonical_rows)
+    return record
+
+
+def _download_from_tfds(name, out):
+    import tensorflow_datasets as tfds
+
+    record = {"source": f"tfds:{name}", "splits": {}}
+    for split in SPLITS:
+        try:
+            dataset = tfds.as_numpy(tfds.load(name, split=split, data_dir=str(out / "tfds")))
+        except Exception as error:  # tfds raises many kinds of network errors
+            raise SourceUnavailable(f"{name} from TFDS", str(error)) from error
+        path = out / f"{split}.csv.gz"
+        with gzip.open(path, "wt", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(HEADER)
+            rows = 0
+            for example in tqdm(dataset, desc=f"tfds {split}", unit=" rows"):
+                writer.writerow([int(example["label"]) + 1, example["title"].decode(), example["description"].decode()])
+                rows += 1
+        record["splits"][split] = {"file": path.name, "rows": rows, "subset": False}
+    return record
+
+
+# ---- reading and cleaning -------------------------------------------------------------------------
+
+def read_csv(path):
+    """Read an ag_news_csv file (header optional) into a frame with label 0-3, title, description."""
+    raw = gzip.open(path).read() if str(path).endswith(".gz") else open(path, "rb").read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DataError(path, f"undecodable bytes ({error.reason}); expected UTF-8 text", line) from None
+    if not text.strip():
+        raise DataError(path, "file is empty; expected CSV rows of class_index,title,description")
+    reader = csv.reader(text.splitlines(keepends=True), strict=True)
+    rows = []
+    try:
+        for row in reader:
+            if reader.line_num == 1 and row == HEADER:
+                continue
+            if len(row) != 3:
+                raise DataError(path, f"expected 3 fields (class_index,title,description), found {len(row)}",
+                                reader.line_num)
+            if row[0].strip() not in ("1", "2", "3", "4"):
+                raise DataError(path, f"class index {row[0]!r} is not one of 1, 2, 3, 4", reader.line_num)
+            rows.append((int(row[0]) - 1, row[1], row[2]))
+    except csv.Error as error:
+        raise DataError(path, f"malformed CSV: {error}", reader.line_num) from None
+    return pd.DataFrame(rows, columns=["label", "title", "description"])
+
+
+_ESCAPED_ENTITY = re.compile(r" ?#(\d+);")
+_HTML_TAG = re.compile(r"<[^>]{0,200}>")
+_SPACES = re.compile(r"\s+")
+
+
+def clean_text(text):
+    """Undo the ag_news_csv escapes: ``\\`` for a line break, `` #36;`` for ``&#36;``, HTML entities and tags."""
+    text = text.replace("\\", " ")
+    text = _ESCAPED_ENTITY.sub(lambda match: chr(int(match.group(1))), text)
+    text = _HTML_TAG.sub(" ", html.unescape(text))
+    return _SPACES.sub(" ", text).strip()
+
+
+def filter(params, raw, out):
+    stats = {}
+    for split in SPLITS:
+        frame = read_csv(raw / f"{split}.csv.gz")
+        rows_read = len(frame)
+        limit = params["max_rows"][split]
+        if limit is not None and limit < rows_read:
+            frame = frame.sample(n=limit, random_state=params["seed"]).sort_index()
+        frame["text"] = frame[params["fields"]].apply(lambda row: " ".join(map(clean_text, row)).strip(), axis=1)
+        empty = frame["text"] == ""
+        frame = frame[~empty]
+        if split == "train":
+            valid = frame.sample(frac=params["validation_fraction"], random_state=params["seed"]).sort_index()
+            frame = frame.drop(valid.index)
+            _write_jsonl(valid, out / "valid.jsonl")
+            stats["valid"] = {"kept": len(valid)}
+        _write_jsonl(frame, out / f"{split}.jsonl")
+        stats[split] = {
+            "rows_read": rows_read,
+            "rows_sampled": rows_read if limit is None else min(limit, rows_read),
+            "dropped_empty_text": int(empty.sum()),
+            "kept": len(frame),
+            "per_label": {LABELS[label]: int(count) for label, count in frame["label"].value_counts().sort_index().items()},
+        }
+    stats["fields"] = list(params["fields"])
+    return stats
+
+
+def _write_jsonl(frame, path):
+    frame[["label", "text"]].to_json(path, orient="records", lines=True, force_ascii=False)
+
+
+def read_filtered(path):
+    return pd.read_json(path, orient="records", lines=True, dtype={"label": int, "text": str})
+
+
+# ---- tokenizing -----------------------------------------------------------------------------------
+
+def build_vocabulary(texts, vocab_size, path):
+    """Train a subword vocabulary of about ``vocab_size`` ids with trax's own SubwordTextEncoder."""
+    token_counts = collections.Counter()
+    for text in tqdm(texts, desc="counting tokens", unit=" texts"):
+        token_counts.update(trax_tokenizer.encode(text))
+    with tqdm(total=1, desc=f"building {vocab_size}-id subword vocabulary", bar_format="{desc}: {elapsed}") as bar:
+        encoder = text_encoder.SubwordTextEncoder.build_to_target_size(
+            vocab_size, token_counts, min_val=1, max_val=1000, num_iterations=4)
+        bar.update()
+    encoder.store_to_file(str(path))
+    return encoder
+
+
+def encode(texts, labels, vocab_dir):
+    """Encode texts with trax.data.Tokenize over the stored vocabulary, as the seed pipeline does."""
+    tokenize = trax.data.Tokenize(keys=[0], vocab_type="subword", vocab_file=VOCAB_FILE, vocab_dir=str(vocab_dir))
+    encoded = tokenize(zip(texts, labels))
+    return [ids for ids, _ in tqdm(encoded, total=len(texts), desc="encoding", unit=" texts")]
+
+
+def tokenize(params, filtered, out):
+    frames = {split: read_filtered(filtered / f"{split}.jsonl") for split in FILTERED_SPLITS}
+    encoder = build_vocabulary(frames["train"]["text"], params["vocab_size"], out / VOCAB_FILE)
+    stats = {"vocab_size": encoder.vocab_size}
+    for split, frame in frames.items():
+        sequences = encode(list(frame["text"]), list(frame["label"]), out)
+        save_sequences(out / f"{split}.npz", sequences, labels=frame["label"].to_numpy(np.int32))
+        lengths = np.array([len(sequence) for sequence in sequences])
+        stats[split] = {"texts": len(sequences), "mean_length": round(float(lengths.mean()), 2),
+                        "max_length": int(lengths.max())}
+    return stats
+
+
+# ---- model ----------------------------------------------------------------------------------------
+
+def _append_bigram_ids(vocab_size, buckets):
+    """Append one id per adjacent pair of tokens, hashed into ``buckets`` ids after the vocabulary."""
+    def append(ids):
+        left, right = ids[:, :-1], ids[:, 1:]
+        hashed = vocab_size + (left * 7919 + right) % buckets
+        bigrams = trax.fastmath.numpy.where((left > 0) & (right > 0), hashed, 0)
+        return trax.fastmath.numpy.concatenate([ids, bigrams], axis=1)
+    return tl.Fn("AppendBigramIds", append)
+
+
+def _masked_mean(embeddings, ids):
+    mask = (ids > 0)[..., None].astype(embeddings.dtype)
+    return (embeddings * mask).sum(axis=1) / trax.fastmath.numpy.maximum(mask.sum(axis=1), 1.0)
+
+
+def TopicClassifier(vocab_size=8192, d_feature=50, n_classes=4, bigram_buckets=0, pooling="mean", mode="train"):
+    """Bag-of-subwords classifier: token ids (batch, length) -> log-probabilities (batch, n_classes).
+
+    With ``bigram_buckets=0`` and ``pooling="mean"`` this is the seed's
+    ``Serial(Embedding, Mean(axis=1), Dense, LogSoftmax)``. ``bigram_buckets`` adds hashed ids of
+    adjacent token pairs (fastText's trick); ``pooling="masked_mean"`` averages only real tokens, so
+    the padding a length bucket adds does not shrink the text's vector.
+    """
+    del mode  # the same layers train and predict
+    embed = tl.Embedding(vocab_size + bigram_buckets, d_feature)
+    pool = {
+        "mean": tl.Serial(embed, tl.Mean(axis=1)),
+        "masked_mean": tl.Serial(tl.Branch(embed, None), tl.Fn("MaskedMean", _masked_mean)),
+    }[pooling]
+    return tl.Serial(
+        _append_bigram_ids(vocab_size, bigram_buckets) if bigram_buckets else [],
+        pool,
+        tl.Dense(n_classes),
+        tl.LogSoftmax(),
+    )
+
+
+def model(params, mode="train"):
+    return TopicClassifier(n_classes=len(LABELS), mode=mode, **params["model"])
+
+
+loss = tl.WeightedCategoryCrossEntropy
+eval_metrics = (tl.WeightedCategoryCrossEntropy, tl.WeightedCategoryAccuracy)
+metric_names = ("CrossEntropy", "Accuracy")
+
+
+# ---- batches --------------------------------------------------------------------------------------
+
+def _examples(tokens, split):
+    sequences, columns = load_sequences(tokens / f"{split}.npz")
+    return list(zip(sequences, columns["labels"]))
+
+
+def training_batches(params, tokens, split, seed):
+    """The seed's pipeline: Shuffle, FilterByLength, BucketByLength, AddLossWeights, endlessly."""
+    batching = params["train"]
+    pipeline = trax.data.Serial(
+        trax.data.Shuffle(),
+        trax.data.FilterByLength(batching["max_length"], length_keys=[0]),
+        trax.data.BucketByLength(batching["bucket_boundaries"], batching["bucket_batch_sizes"], length_keys=[0]),
+        trax.data.AddLossWeights(),
+    )
+    return pipeline(endless_shuffled(_examples(tokens, split), seed))
+
+
+# ---- evaluation -----------------------------------------------------------------------------------
+
+def predict_log_probs(classifier, sequences, batch_size):
+    log_probs = np.zeros((len(sequences), len(LABELS)), dtype=np.float32)
+    for indices, batch in tqdm(list(padded_batches(sequences, batch_size)), desc="evaluating", unit=" batches"):
+        log_probs[indices] = np.asarray(classifier(batch))
+    return log_probs
+
+
+def evaluate(params, classifier, tokens):
+    """Score the whole test split: loss, accuracy, macro-F1, per-class P/R/F1, confusion rows."""
+    sequences, columns = load_sequences(tokens / "test.npz")
+    labels = columns["labels"]
+    log_probs = predict_log_probs(classifier, sequences, params["evaluate"]["batch_size"])
+    predicted = log_probs.argmax(axis=1)
+    report = sk_metrics.classification_report(labels, predicted, labels=range(len(LABELS)), target_names=LABELS,
+                                              output_dict=True, zero_division=0)
+    results = {
+        "test_examples": len(labels),
+        "loss": float(-log_probs[np.arange(len(labels)), labels].mean()),
+        "accuracy": float(sk_metrics.accuracy_score(labels, predicted)),
+        "macro_f1": float(sk_metrics.f1_score(labels, predicted, average="macro")),
+        "per_class": {name: {key: report[name][key] for key in ("precision", "recall", "f1-score")}
+                      for name in LABELS},
+    }
+    confusion = [{"actual": LABELS[a], "predicted": LABELS[p]} for a, p in zip(labels, predicted)]
+    return results, {"confusion.json": confusion}
+
+
+def describe_data(raw, filtered):
+    """What the numbers were computed on, copied into the metrics so a subset is never mistaken for full data."""
+    source, counts = read_json(raw / "source.json"), read_json(filtered / "stats.json")
+    return {
+        "source": source["source"],
+        "fields": counts["fields"],
+        **{f"{split}_rows": counts[split]["kept"] for split in FILTERED_SPLITS},
+        "train_is_subset": bool(source["splits"]["train"].get("subset")) or
+        counts["train"]["rows_sampled"] < counts["train"]["rows_read"],
+    }
+
+
+# ---- serving --------------------------------------------------------------------------------------
+
+def classify(params, classifier, tokens, text):
+    """Label and class probabilities of one text, with the training vocabulary."""
+    [ids] = encode([clean_text(text)], [0], tokens)
+    if len(ids) == 0:
+        raise ValueError("the text has no tokens after cleaning")
+    probabilities = np.exp(np.asarray(classifier(ids[None, :]))[0])
+    return LABELS[int(probabilities.argmax())], dict(zip(LABELS, map(float, probabilities)))
