@@ -2,22 +2,15 @@
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file (and line, when there is one) and what was expected."""
-
-    def __init__(self, path, message, line=None):
-        where = f"{path}:{line}" if line is not None else f"{path}"
-        super().__init__(f"{where}: {message}")
-        self.path, self.line = Path(path), line
 
 
 @contextlib.contextmanager
@@ -43,6 +36,7 @@ def staged_file(final):
     final.parent.mkdir(parents=True, exist_ok=True)
     handle, scratch = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
     os.close(handle)
+    os.chmod(scratch, 0o644)
     try:
         yield Path(scratch)
     except BaseException:
@@ -69,10 +63,20 @@ def sha256_of(path):
 
 
 def save_sequences(path, sequences, **columns):
-    """Store variable-length int sequences (plus per-sequence columns) as one flat .npz."""
+    """Store variable-length int sequences (plus per-sequence columns) as one flat .npz.
+
+    Unlike ``np.savez`` the archive carries no timestamps, so the same data gives the same bytes and
+    DVC does not rerun later stages for nothing.
+    """
     lengths = np.array([len(sequence) for sequence in sequences], dtype=np.int64)
     flat = np.concatenate([np.asarray(s, dtype=np.int32) for s in sequences]) if sequences else np.zeros(0, np.int32)
-    np.savez(path, flat=flat, lengths=lengths, **{name: np.asarray(v) for name, v in columns.items()})
+    arrays = {"flat": flat, "lengths": lengths, **{name: np.asarray(v) for name, v in columns.items()}}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue(),
+                             compress_type=zipfile.ZIP_DEFLATED)
 
 
 def load_sequences(path):

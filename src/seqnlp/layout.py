@@ -29,3 +29,7 @@ def plots(task):
 
 def training_log(task):
     return plots(task) / "train"
+
+
+def samples(task):
+    return Path("samples") / f"{task}.txt"

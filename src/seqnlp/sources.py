@@ -8,20 +8,10 @@ import os
 import shutil
 from pathlib import Path
 
-from seqnlp.artifacts import DataError, sha256_of
+from seqnlp.artifacts import sha256_of
+from seqnlp.errors import DataError, SourceUnavailable
 
 MIRROR_ENV = "SEQNLP_DATA_MIRROR"
-
-
-class SourceUnavailable(RuntimeError):
-    """Neither the upstream source nor a mirror could provide the data."""
-
-    def __init__(self, what, reason):
-        super().__init__(
-            f"cannot download {what}: {reason}\n"
-            f"Without network access, point {MIRROR_ENV} at a data mirror, for example\n"
-            f"    export {MIRROR_ENV}=../shared/data"
-        )
 
 
 def mirror_directory():

@@ -5,6 +5,7 @@ import io
 import json
 import random
 import shutil
+import sys
 
 import numpy as np
 from dvclive import Live
@@ -34,11 +35,11 @@ def prepare_output_dir(output_dir, expected):
     if (output_dir / CHECKPOINT_FILE).exists():
         found = read_json(fingerprint_path) if fingerprint_path.exists() else None
         if found == expected:
-            tqdm.write(f"resuming from {output_dir / CHECKPOINT_FILE}")
+            tqdm.write(f"resuming from {output_dir / CHECKPOINT_FILE}", file=sys.stderr)
             return
         changed = sorted(key for key in expected if found is None or found.get(key) != expected[key])
         tqdm.write(f"{output_dir} holds a checkpoint made with different {', '.join(changed)}; "
-                   "starting from scratch instead of resuming it")
+                   "starting from scratch instead of resuming it", file=sys.stderr)
     if output_dir.exists():
         shutil.rmtree(output_dir)
     output_dir.mkdir(parents=True)

@@ -11,10 +11,11 @@ import pandas as pd
 from sklearn import metrics as sk_metrics
 from tqdm import tqdm
 
-from seqnlp.artifacts import DataError, load_sequences, read_json, save_sequences, write_json
+from seqnlp.artifacts import load_sequences, read_json, save_sequences, write_json
 from seqnlp.batching import endless_shuffled, padded_batches
 from seqnlp.compat import trax
-from seqnlp.sources import SourceUnavailable, copy_verified, mirror_directory
+from seqnlp.errors import DataError, SourceUnavailable, UserError
+from seqnlp.sources import copy_verified, mirror_directory
 from trax import layers as tl
 from trax.data import text_encoder
 from trax.data import tokenizer as trax_tokenizer
@@ -42,7 +43,7 @@ def download(params, out):
 
 
 def _copy_from_mirror(mirror, out):
-    record = {"source": f"mirror:{mirror}", "splits": {}}
+    record = {"source": "mirror", "splits": {}}
     for split, (relative, sha256, canonical_rows) in MIRROR_FILES.items():
         record["splits"][split] = copy_verified(mirror / relative, sha256, out / f"{split}.csv.gz")
         rows = len(read_csv(out / f"{split}.csv.gz"))
@@ -201,19 +202,33 @@ def _masked_mean(embeddings, ids):
     return (embeddings * mask).sum(axis=1) / trax.fastmath.numpy.maximum(mask.sum(axis=1), 1.0)
 
 
-def TopicClassifier(vocab_size=8192, d_feature=50, n_classes=4, bigram_buckets=0, pooling="mean", mode="train"):
+def _attention_pool(embeddings, scores, ids):
+    scores = trax.fastmath.numpy.where(ids > 0, scores[..., 0], -1e9)
+    weights = trax.fastmath.numpy.exp(scores - trax.fastmath.logsumexp(scores, axis=1, keepdims=True))
+    return (embeddings * weights[..., None]).sum(axis=1)
+
+
+def TopicClassifier(vocab_size=8192, d_feature=50, n_classes=4, bigram_buckets=0, pooling="mean", dropout=0.0,
+                    mode="train"):
     """Bag-of-subwords classifier: token ids (batch, length) -> log-probabilities (batch, n_classes).
 
     With ``bigram_buckets=0`` and ``pooling="mean"`` this is the seed's
     ``Serial(Embedding, Mean(axis=1), Dense, LogSoftmax)``. ``bigram_buckets`` adds hashed ids of
     adjacent token pairs (fastText's trick); ``pooling="masked_mean"`` averages only real tokens, so
-    the padding a length bucket adds does not shrink the text's vector.
+    the padding a length bucket adds does not shrink the text's vector; ``pooling="attention"`` learns
+    a score per token and averages with softmax weights over real tokens, so telling words count more.
+    ``dropout`` zeroes embedding features while training, against overfitting a small training set.
     """
-    del mode  # the same layers train and predict
-    embed = tl.Embedding(vocab_size + bigram_buckets, d_feature)
+    embed = [tl.Embedding(vocab_size + bigram_buckets, d_feature), tl.Dropout(rate=dropout, mode=mode) if dropout else []]
     pool = {
-        "mean": tl.Serial(embed, tl.Mean(axis=1)),
-        "masked_mean": tl.Serial(tl.Branch(embed, None), tl.Fn("MaskedMean", _masked_mean)),
+        "mean": [embed, tl.Mean(axis=1)],
+        "masked_mean": [tl.Branch(embed, None), tl.Fn("MaskedMean", _masked_mean)],
+        "attention": [
+            tl.Branch(embed, None),                 # embeddings, ids
+            tl.Select([0, 0, 1]),
+            tl.Parallel(None, tl.Dense(1)),         # embeddings, scores, ids
+            tl.Fn("AttentionPool", _attention_pool),
+        ],
     }[pooling]
     return tl.Serial(
         _append_bigram_ids(vocab_size, bigram_buckets) if bigram_buckets else [],
@@ -298,6 +313,6 @@ def classify(params, classifier, tokens, text):
     """Label and class probabilities of one text, with the training vocabulary."""
     [ids] = encode([clean_text(text)], [0], tokens)
     if len(ids) == 0:
-        raise ValueError("the text has no tokens after cleaning")
+        raise UserError("the text has no tokens after cleaning")
     probabilities = np.exp(np.asarray(classifier(ids[None, :]))[0])
     return LABELS[int(probabilities.argmax())], dict(zip(LABELS, map(float, probabilities)))

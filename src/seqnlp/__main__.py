@@ -1,0 +1,5 @@
+import sys
+
+from seqnlp.cli import main
+
+sys.exit(main())

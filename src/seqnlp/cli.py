@@ -1,0 +1,149 @@
+"""The ``seqnlp`` command: one subcommand per pipeline stage, plus the trained models' front doors.
+
+dvc.yaml and the Snakemake rules call these subcommands; heavy imports (trax, TensorFlow) happen
+inside each command so that ``--help`` answers at once.
+"""
+
+import argparse
+import sys
+
+from seqnlp import __version__
+from seqnlp.errors import UserError
+
+DATA_STAGES = {
+    "download": "fetch the raw data (upstream when online, or $SEQNLP_DATA_MIRROR) and verify checksums",
+    "filter": "parse and clean the raw data, drop unusable rows and report what was dropped and why",
+    "tokenize": "build the vocabulary on the training split and encode every split to integer ids",
+}
+
+
+def _task_argument(parser):
+    from seqnlp import tasks
+
+    parser.add_argument("task", choices=tasks.names(), help="which task's stage to run")
+
+
+def _run_data_stage(args):
+    from seqnlp.stages import data
+
+    data.run(args.command, args.task)
+
+
+def _run_train(args):
+    from seqnlp.stages import train
+
+    train.run(args.task)
+
+
+def _run_evaluate(args):
+    from seqnlp.stages import evaluate
+
+    evaluate.run(args.task)
+
+
+def _run_classify(args):
+    from seqnlp import layout, tasks
+    from seqnlp.stages.evaluate import load_trained
+
+    task, params = tasks.load("topics"), tasks.params("topics")
+    label, probabilities = task.classify(params, load_trained("topics", task, params), layout.tokens("topics"),
+                                         args.text)
+    print(label)
+    for name, probability in sorted(probabilities.items(), key=lambda item: -item[1]):
+        print(f"  {name:<10} {probability:.4f}")
+
+
+def _run_samples(args):
+    from seqnlp.stages import samples
+
+    samples.run(args.task)
+
+
+def _run_generate(args):
+    from seqnlp import layout, tasks
+    from seqnlp.stages.train import CHECKPOINT_FILE
+
+    params = tasks.params("shakespeare")
+    checkpoint = layout.model("shakespeare") / CHECKPOINT_FILE
+    if not checkpoint.exists():
+        raise UserError(f"no trained model at {checkpoint}; run `dvc repro` (or `seqnlp train shakespeare`) first")
+    generator = tasks.load("shakespeare").load_generator(params, checkpoint)
+    for index in range(args.n):
+        print(generator.sample(args.prefix, args.length, args.temperature, args.seed + index))
+        if index + 1 < args.n:
+            print("---")
+
+
+def _non_negative(text):
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 is greedy), got {text}")
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="seqnlp",
+        description="Train, evaluate and use classic sequence models with trax. Each stage reads its "
+                    "section of params.yaml and writes under data/, models/, metrics/ and plots/; "
+                    "`dvc repro` runs them all in order.",
+    )
+    parser.add_argument("--version", action="version", version=f"seqnlp {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for stage, summary in DATA_STAGES.items():
+        stage_parser = commands.add_parser(stage, help=summary, description=summary)
+        _task_argument(stage_parser)
+        stage_parser.set_defaults(handler=_run_data_stage)
+
+    train_parser = commands.add_parser(
+        "train", help="train the task's model with trax's training.Loop",
+        description="Train with trax's training.Loop, checkpointing to models/TASK. An interrupted run "
+                    "resumes from its checkpoint; a checkpoint made with other params or data is discarded.")
+    _task_argument(train_parser)
+    train_parser.set_defaults(handler=_run_train)
+
+    evaluate_parser = commands.add_parser(
+        "evaluate", help="score the trained model on the held-out split",
+        description="Score the trained model on the whole held-out split; write metrics/TASK.json and "
+                    "the plot data under plots/TASK/eval.")
+    _task_argument(evaluate_parser)
+    evaluate_parser.set_defaults(handler=_run_evaluate)
+
+    classify_parser = commands.add_parser(
+        "classify", help="print the topic the trained topics model gives a text",
+        description="Print the predicted AG News topic of TEXT and each topic's probability.")
+    classify_parser.add_argument("text", help="a news title and/or description")
+    classify_parser.set_defaults(handler=_run_classify)
+
+    generate_parser = commands.add_parser(
+        "generate", help="sample Shakespeare-like lines from the trained character model",
+        description="Sample text from the trained Shakespeare GRU, one character at a time, by Gumbel-max "
+                    "sampling on its log-probabilities. Each end-of-line the model predicts starts a new line. "
+                    "The same seed gives the same text.")
+    generate_parser.add_argument("--prefix", default="", help="text to start from (default: none)")
+    generate_parser.add_argument("--temperature", type=_non_negative, default=1.0,
+                                 help="scale of the Gumbel noise: 0 is greedy, 1 samples the model's distribution "
+                                      "(default: 1.0)")
+    generate_parser.add_argument("--n", type=int, default=1, help="how many samples (default: 1)")
+    generate_parser.add_argument("--length", type=int, default=200, help="characters per sample (default: 200)")
+    generate_parser.add_argument("--seed", type=int, default=0, help="random seed of the first sample (default: 0)")
+    generate_parser.set_defaults(handler=_run_generate)
+
+    samples_parser = commands.add_parser(
+        "samples", help="write the task's generated samples (the pipeline's generate stage)",
+        description="Write samples/TASK.txt: texts generated at the prefixes, temperatures and seed of the "
+                    "task's `generate` params.")
+    samples_parser.add_argument("task", choices=["shakespeare"], help="a task with a generative model")
+    samples_parser.set_defaults(handler=_run_samples)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except UserError as error:
+        print(f"seqnlp {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,27 @@
+"""Errors that are the user's to fix (bad data, no data source, bad arguments): shown without a traceback."""
+
+from pathlib import Path
+
+
+class UserError(Exception):
+    """A problem with inputs or settings, not with seqnlp; the message says what to change."""
+
+
+class DataError(UserError, ValueError):
+    """Bad input data; the message names the file (and line, when there is one) and what was expected."""
+
+    def __init__(self, path, message, line=None):
+        where = f"{path}:{line}" if line is not None else f"{path}"
+        super().__init__(f"{where}: {message}")
+        self.path, self.line = Path(path), line
+
+
+class SourceUnavailable(UserError, RuntimeError):
+    """Neither the upstream source nor a mirror could provide the data."""
+
+    def __init__(self, what, reason):
+        super().__init__(
+            f"cannot download {what}: {reason}\n"
+            "Without network access, point SEQNLP_DATA_MIRROR at a data mirror, for example\n"
+            "    export SEQNLP_DATA_MIRROR=../shared/data"
+        )

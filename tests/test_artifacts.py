@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from seqnlp.artifacts import load_sequences, save_sequences, sha256_of, staged_directory, staged_file
+
+
+def test_sequences_round_trip_and_are_byte_reproducible(tmp_path):
+    sequences = [[5, 6, 7], [], [8]]
+    save_sequences(tmp_path / "a.npz", sequences, labels=np.array([0, 1, 2]))
+    save_sequences(tmp_path / "b.npz", sequences, labels=np.array([0, 1, 2]))
+    loaded, columns = load_sequences(tmp_path / "a.npz")
+    assert [list(s) for s in loaded] == sequences
+    assert list(columns["labels"]) == [0, 1, 2]
+    assert sha256_of(tmp_path / "a.npz") == sha256_of(tmp_path / "b.npz")
+
+
+def test_a_failed_stage_leaves_neither_a_new_nor_a_half_written_directory(tmp_path):
+    final = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        with staged_directory(final) as scratch:
+            (scratch / "part.txt").write_text("half")
+            raise RuntimeError("stage failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_finished_stage_replaces_the_old_directory(tmp_path):
+    final = tmp_path / "out"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    with staged_directory(final) as scratch:
+        (scratch / "new.txt").write_text("new")
+    assert [p.name for p in final.iterdir()] == ["new.txt"]
+
+
+def test_a_failed_file_write_keeps_the_old_file(tmp_path):
+    final = tmp_path / "metrics.json"
+    final.write_text("old")
+    with pytest.raises(KeyError):
+        with staged_file(final) as scratch:
+            scratch.write_text("half")
+            raise KeyError("boom")
+    assert final.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]

@@ -1,0 +1,84 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from seqnlp import compat
+from seqnlp.artifacts import read_json
+from seqnlp.compat import trax
+from seqnlp.stages import train as train_stage
+from trax import layers as tl
+from trax.supervised import training
+
+
+def test_tree_unflatten_copies_placeholders_but_never_compares_arrays():
+    import jax.numpy as jnp
+
+    tree = (jnp.zeros(2), (), [jnp.ones(3), ()])
+    new_tree, rest = trax.fastmath.tree_unflatten(["a", "b", "c"], tree, copy_from_tree=[()])
+    assert new_tree == ("a", (), ["b", ()]) and rest == ["c"]
+    assert trax.fastmath.tree_unflatten is compat.tree_unflatten
+    assert trax.fastmath.numpy.tree_unflatten is compat.tree_unflatten
+
+
+def test_host_count_alias():
+    import jax
+
+    assert jax.host_count() == jax.process_count()
+
+
+def one_batch_forever():
+    x = np.random.default_rng(0).integers(1, 20, size=(8, 6)).astype(np.int32)
+    return itertools.repeat((x, (x[:, 0] % 4).astype(np.int32), np.ones(8, np.float32)))
+
+
+def tiny_loop(output_dir):
+    model = tl.Serial(tl.Embedding(20, 16), tl.Mean(axis=1), tl.Dense(4), tl.LogSoftmax())
+    task = training.TrainTask(one_batch_forever(), tl.WeightedCategoryCrossEntropy(), trax.optimizers.Adam(0.01),
+                              n_steps_per_checkpoint=5)
+    return training.Loop(model, [task], output_dir=str(output_dir), random_seed=0)
+
+
+def flat_weights(layer):
+    return [np.asarray(w) for w in trax.fastmath.tree_flatten(layer.weights)]
+
+
+def test_a_new_loop_resumes_where_the_last_one_stopped(tmp_path):
+    first = tiny_loop(tmp_path)
+    first.run(5)
+    resumed = tiny_loop(tmp_path)
+    assert resumed.step == 5
+    for saved, restored in zip(flat_weights(first.model), flat_weights(resumed.model)):
+        np.testing.assert_array_equal(saved, restored)
+    # Restored optimizer slots make the next steps match an uninterrupted run exactly.
+    first.run(3)
+    resumed.run(3)
+    assert resumed.step == 8
+    for uninterrupted, continued in zip(flat_weights(first.model), flat_weights(resumed.model)):
+        np.testing.assert_allclose(uninterrupted, continued, rtol=1e-6)
+
+
+def test_checkpoint_from_other_params_is_not_resumed(tmp_path, capsys):
+    output_dir = tmp_path / "model"
+    fingerprint = {"model": {"d": 1}, "train": {"steps": 10}, "data_sha256": {"train.npz": "abc"}}
+    train_stage.prepare_output_dir(output_dir, fingerprint)
+    (output_dir / train_stage.CHECKPOINT_FILE).write_bytes(b"checkpoint")
+    train_stage.prepare_output_dir(output_dir, fingerprint)
+    assert (output_dir / train_stage.CHECKPOINT_FILE).exists()
+    assert "resuming" in capsys.readouterr().err
+
+    changed = {**fingerprint, "model": {"d": 2}}
+    train_stage.prepare_output_dir(output_dir, changed)
+    assert not (output_dir / train_stage.CHECKPOINT_FILE).exists()
+    assert read_json(output_dir / train_stage.FINGERPRINT_FILE) == changed
+    assert "different model; starting from scratch" in capsys.readouterr().err
+
+
+def test_learning_rate_schedule_follows_the_factors():
+    schedule = train_stage.learning_rate_schedule(
+        {"lr_factors": "constant * linear_warmup * cosine_decay", "learning_rate": 0.01, "warmup_steps": 10,
+         "steps": 110})
+    assert schedule(5) == pytest.approx(0.005)
+    assert schedule(10) == pytest.approx(0.01)
+    assert schedule(60) == pytest.approx(0.005)
+    assert float(schedule(109)) < 1e-4

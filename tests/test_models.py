@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from seqnlp.compat import trax
+from seqnlp.tasks import shakespeare, topics
+from trax import layers as tl
+from trax import shapes
+
+
+def sublayer_names(layer):
+    return [sub.name for sub in layer.sublayers]
+
+
+def test_seed_variant_is_exactly_the_seed_model():
+    model = topics.TopicClassifier(vocab_size=8192, d_feature=50, n_classes=4, bigram_buckets=0, pooling="mean")
+    assert str(model) == str(tl.Serial(tl.Embedding(8192, 50), tl.Mean(axis=1), tl.Dense(4), tl.LogSoftmax()))
+
+
+@pytest.mark.parametrize("bigram_buckets, pooling", [(0, "mean"), (0, "masked_mean"), (64, "masked_mean")])
+def test_topic_classifier_shapes(bigram_buckets, pooling):
+    model = topics.TopicClassifier(vocab_size=20, d_feature=16, n_classes=4, bigram_buckets=bigram_buckets,
+                                   pooling=pooling)
+    ids = np.array([[3, 4, 5, 0, 0], [7, 0, 0, 0, 0]], dtype=np.int32)
+    model.init(shapes.signature(ids))
+    log_probs = np.asarray(model(ids))
+    assert log_probs.shape == (2, 4)
+    np.testing.assert_allclose(np.exp(log_probs).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_masked_mean_ignores_padding():
+    model = topics.TopicClassifier(vocab_size=20, d_feature=16, n_classes=4, bigram_buckets=64, pooling="masked_mean")
+    short = np.array([[3, 4, 5]], dtype=np.int32)
+    model.init(shapes.signature(short))
+    padded = np.array([[3, 4, 5, 0, 0, 0, 0]], dtype=np.int32)
+    np.testing.assert_allclose(np.asarray(model(short)), np.asarray(model(padded)), rtol=1e-5)
+
+
+def test_bigram_ids_land_after_the_vocabulary_and_skip_padding():
+    append = topics._append_bigram_ids(vocab_size=20, buckets=8)
+    ids = np.array([[3, 4, 0]], dtype=np.int32)
+    out = np.asarray(append(ids))
+    assert out.shape == (1, 5)
+    assert list(out[0, :3]) == [3, 4, 0]
+    assert 20 <= out[0, 3] < 28 and out[0, 4] == 0
+
+
+def test_gru_language_model_shapes():
+    model = shakespeare.GRULM(vocab_size=20, d_model=16, n_layers=2)
+    ids = np.array([[5, 6, 7, 1], [8, 1, 0, 0]], dtype=np.int32)
+    model.init(shapes.signature(ids))
+    assert np.asarray(model(ids)).shape == (2, 4, 20)
+    assert sublayer_names(model)[1:] == ["Embedding_20_16", "GRU_16", "Dropout", "GRU_16", "Dropout", "Dense_20",
+                                         "LogSoftmax"]
+
+
+def test_trax_gru_cell_computes_the_seed_equations():
+    from seqnlp import gru_reference
+
+    d_in, n_units, batch, time = 5, 7, 3, 6
+    cell = tl.Scan(tl.GRUCell(n_units=n_units), axis=1)
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(batch, time, d_in)).astype(np.float32)
+    h0 = rng.normal(size=(batch, n_units)).astype(np.float32)
+    cell.init(shapes.signature((xs, h0)))
+    # Larger random weights than trax's initializer, so every gate is far from 0.5.
+    w1, b1, w2, b2 = (rng.normal(scale=0.7, size=np.shape(w)).astype(np.float32) for w in cell.sublayers[0].weights)
+    cell.sublayers[0].weights = (w1, b1, w2, b2)
+    trax_states, _ = cell((xs, h0))
+    reference = gru_reference.gru_states(xs, h0, gru_reference.from_trax_weights((w1, b1, w2, b2), d_in))
+    np.testing.assert_allclose(np.asarray(trax_states), reference, rtol=1e-4, atol=1e-5)
+    assert np.abs(np.asarray(trax_states) - h0[:, None]).max() > 0.1

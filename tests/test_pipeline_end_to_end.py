@@ -1,0 +1,118 @@
+"""The real pipeline on a small slice of the mirror data, through `dvc repro` and through Snakemake."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import MIRROR, REPO
+
+pytestmark = pytest.mark.slow
+
+GENERATED = ("dvc.lock", "metrics", "plots", "samples", "data", "models", ".dvc/cache", ".dvc/tmp")
+SMALL = {
+    "topics.filter.max_rows": {"train": 800, "test": 300},
+    "topics.tokenize.vocab_size": 600,
+    "topics.model.vocab_size": 600,
+    "topics.model.bigram_buckets": 1000,
+    "topics.train.steps": 30,
+    "topics.train.eval_every": 15,
+    "topics.train.checkpoint_every": 15,
+    "topics.train.eval_batches": 2,
+    "shakespeare.model.d_model": 32,
+    "shakespeare.train.steps": 20,
+    "shakespeare.train.eval_every": 10,
+    "shakespeare.train.checkpoint_every": 10,
+    "shakespeare.train.eval_batches": 2,
+    "shakespeare.evaluate.folio_lines": 200,
+    "shakespeare.generate.length": 40,
+}
+
+
+def run(command, cwd):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "SEQNLP_DATA_MIRROR": str(MIRROR)}
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result.stdout
+
+
+def small_copy(destination):
+    """A git repository holding this project's files (not its results) and params for a small slice."""
+    tracked = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).splitlines()
+    for name in tracked:
+        if name.split("/")[0] in GENERATED or name == "dvc.lock" or not (REPO / name).is_file():
+            continue
+        (destination / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, destination / name)
+    params = yaml.safe_load((destination / "params.yaml").read_text())
+    for dotted, value in SMALL.items():
+        *parents, key = dotted.split(".")
+        section = params
+        for parent in parents:
+            section = section[parent]
+        section[key] = value
+    (destination / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q"], destination)
+    run(["git", "add", "-A"], destination)
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "small slice"], destination)
+    return destination
+
+
+@pytest.fixture(scope="module")
+def dvc_run(tmp_path_factory):
+    root = small_copy(tmp_path_factory.mktemp("dvc"))
+    run(["dvc", "repro"], root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def snakemake_run(tmp_path_factory):
+    root = small_copy(tmp_path_factory.mktemp("snakemake"))
+    run(["snakemake", "-s", "workflow/Snakefile", "--cores", "2"], root)
+    return root
+
+
+def test_dvc_repro_leaves_a_clean_status_and_tracked_metrics(dvc_run):
+    assert "up to date" in run(["dvc", "status"], dvc_run)
+    metrics = json.loads(run(["dvc", "metrics", "show", "--json"], dvc_run))
+    shown = next(iter(metrics.values()))["data"]
+    topics = shown["metrics/topics.json"]["data"]
+    assert topics["test_examples"] == 300 and 0.0 <= topics["accuracy"] <= 1.0
+    assert topics["data"] == {**topics["data"], "source": "mirror", "train_is_subset": True, "train_rows": 760}
+    lm = shown["metrics/shakespeare.json"]["data"]
+    assert 0 < lm["log_perplexity"] < 5.6  # ln(256) would be a model that learned nothing
+    assert lm["folio_edition"]["lines"] == 200
+    assert (dvc_run / "samples" / "shakespeare.txt").read_text().count("## temperature") == 9
+    assert (dvc_run / "plots/topics/train/plots/metrics/eval/Accuracy.tsv").read_text().startswith("step\tAccuracy")
+
+
+def test_a_second_repro_has_nothing_to_do(dvc_run):
+    assert "didn't change" in run(["dvc", "repro"], dvc_run) or "up to date" in run(["dvc", "status"], dvc_run)
+
+
+def test_snakemake_runs_the_same_stages_and_makes_the_same_artifacts(dvc_run, snakemake_run):
+    assert "up to date" in run(["dvc", "status"], snakemake_run)
+    dvc_lock = yaml.safe_load((dvc_run / "dvc.lock").read_text())["stages"]
+    snakemake_lock = yaml.safe_load((snakemake_run / "dvc.lock").read_text())["stages"]
+    assert dvc_lock.keys() == snakemake_lock.keys()
+    for stage in dvc_lock:
+        assert dvc_lock[stage]["cmd"] == snakemake_lock[stage]["cmd"]
+        if stage.split("@")[0] in ("download", "filter", "tokenize"):
+            assert dvc_lock[stage]["outs"] == snakemake_lock[stage]["outs"], stage
+    for metrics in ("metrics/topics.json", "metrics/shakespeare.json"):
+        by_dvc = json.loads((dvc_run / metrics).read_text())
+        by_snakemake = json.loads((snakemake_run / metrics).read_text())
+        assert by_dvc.keys() == by_snakemake.keys()
+        assert by_dvc["data"] == by_snakemake["data"]
+
+
+def test_snakemake_rules_are_the_dvc_stages(snakemake_run):
+    rules = set(run(["snakemake", "-s", "workflow/Snakefile", "--list-rules"], snakemake_run).split())
+    stages = {line.split()[0].replace("@", "_") for line in run(["dvc", "stage", "list"], snakemake_run).splitlines()}
+    assert rules == stages | {"all"}
