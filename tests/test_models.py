@@ -12,14 +12,15 @@ def sublayer_names(layer):
 
 
 def test_seed_variant_is_exactly_the_seed_model():
-    model = topics.TopicClassifier(vocab_size=8192, d_feature=50, n_classes=4, bigram_buckets=0, pooling="mean")
+    model = topics.TopicClassifier(vocab_size=8192, d_feature=50, n_classes=4, ngram_order=1, pooling="mean")
     assert str(model) == str(tl.Serial(tl.Embedding(8192, 50), tl.Mean(axis=1), tl.Dense(4), tl.LogSoftmax()))
 
 
-@pytest.mark.parametrize("bigram_buckets, pooling", [(0, "mean"), (0, "masked_mean"), (64, "masked_mean")])
-def test_topic_classifier_shapes(bigram_buckets, pooling):
-    model = topics.TopicClassifier(vocab_size=20, d_feature=16, n_classes=4, bigram_buckets=bigram_buckets,
-                                   pooling=pooling)
+@pytest.mark.parametrize("ngram_order, pooling, dropout", [
+    (1, "mean", 0.0), (1, "masked_mean", 0.0), (2, "masked_mean", 0.5), (3, "attention", 0.0)])
+def test_topic_classifier_shapes(ngram_order, pooling, dropout):
+    model = topics.TopicClassifier(vocab_size=20, d_feature=16, n_classes=4, ngram_order=ngram_order,
+                                   ngram_buckets=64, pooling=pooling, dropout=dropout)
     ids = np.array([[3, 4, 5, 0, 0], [7, 0, 0, 0, 0]], dtype=np.int32)
     model.init(shapes.signature(ids))
     log_probs = np.asarray(model(ids))
@@ -28,20 +29,24 @@ def test_topic_classifier_shapes(bigram_buckets, pooling):
 
 
 def test_masked_mean_ignores_padding():
-    model = topics.TopicClassifier(vocab_size=20, d_feature=16, n_classes=4, bigram_buckets=64, pooling="masked_mean")
+    model = topics.TopicClassifier(vocab_size=20, d_feature=16, n_classes=4, ngram_order=3, ngram_buckets=64,
+                                   pooling="masked_mean")
     short = np.array([[3, 4, 5]], dtype=np.int32)
     model.init(shapes.signature(short))
     padded = np.array([[3, 4, 5, 0, 0, 0, 0]], dtype=np.int32)
     np.testing.assert_allclose(np.asarray(model(short)), np.asarray(model(padded)), rtol=1e-5)
 
 
-def test_bigram_ids_land_after_the_vocabulary_and_skip_padding():
-    append = topics._append_bigram_ids(vocab_size=20, buckets=8)
-    ids = np.array([[3, 4, 0]], dtype=np.int32)
+def test_ngram_ids_land_after_the_vocabulary_and_skip_padding():
+    append = topics._append_ngram_ids(vocab_size=20, buckets=8, order=3)
+    ids = np.array([[3, 4, 5, 0], [3, 4, 0, 0]], dtype=np.int32)
     out = np.asarray(append(ids))
-    assert out.shape == (1, 5)
-    assert list(out[0, :3]) == [3, 4, 0]
-    assert 20 <= out[0, 3] < 28 and out[0, 4] == 0
+    assert out.shape == (2, 4 + 3 + 2)
+    assert list(out[:, :4].ravel()) == list(ids.ravel())
+    bigrams, trigrams = out[:, 4:7], out[:, 7:]
+    assert list(bigrams[0, :2] >= 20) == [True, True] and bigrams[0, 2] == 0
+    assert bigrams[1, 0] == bigrams[0, 0] and list(bigrams[1, 1:]) == [0, 0]
+    assert 20 <= trigrams[0, 0] < 28 and list(trigrams[0, 1:]) == [0] and list(trigrams[1]) == [0, 0]
 
 
 def test_gru_language_model_shapes():

@@ -19,7 +19,8 @@ SMALL = {
     "topics.filter.max_rows": {"train": 800, "test": 300},
     "topics.tokenize.vocab_size": 600,
     "topics.model.vocab_size": 600,
-    "topics.model.bigram_buckets": 1000,
+    "topics.model.ngram_order": 2,
+    "topics.model.ngram_buckets": 1000,
     "topics.train.steps": 30,
     "topics.train.eval_every": 15,
     "topics.train.checkpoint_every": 15,
@@ -116,3 +117,21 @@ def test_snakemake_rules_are_the_dvc_stages(snakemake_run):
     rules = set(run(["snakemake", "-s", "workflow/Snakefile", "--list-rules"], snakemake_run).split())
     stages = {line.split()[0].replace("@", "_") for line in run(["dvc", "stage", "list"], snakemake_run).splitlines()}
     assert rules == stages | {"all"}
+
+
+def test_classify_prints_a_label_and_four_probabilities(dvc_run):
+    lines = run(["seqnlp", "classify", "Shares of the chip maker rose after strong quarterly earnings"],
+                dvc_run).splitlines()
+    labels = ("World", "Sports", "Business", "Sci/Tech")
+    assert lines[0] in labels
+    probabilities = {line.split()[0]: float(line.split()[1]) for line in lines[1:]}
+    assert set(probabilities) == set(labels)
+    assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-3)
+    assert max(probabilities, key=probabilities.get) == lines[0]
+
+
+def test_generate_is_repeatable_for_a_seed(dvc_run):
+    command = ["seqnlp", "generate", "--prefix", "to be", "--n", "2", "--length", "30", "--seed", "3"]
+    first = run(command, dvc_run)
+    assert first == run(command, dvc_run)
+    assert first.count("to be") >= 2 and "---" in first

@@ -68,7 +68,7 @@ def test_filter_drops_and_counts_empty_texts_and_holds_out_validation(tmp_path):
         stream.write(rows + '2, , \\ \n')
     with gzip.open(raw / "test.csv.gz", "wt") as stream:
         stream.write(rows)
-    params = {"fields": ["title", "description"], "max_rows": {"train": None, "test": 10},
+    params = {"fields": ["title", "description"], "lowercase": False, "max_rows": {"train": None, "test": 10},
               "validation_fraction": 0.25, "seed": 0}
     stats = topics.filter(params, raw, out)
     assert stats["train"]["rows_read"] == 41 and stats["train"]["dropped_empty_text"] == 1

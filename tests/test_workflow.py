@@ -39,7 +39,8 @@ def test_every_dvc_stage_command_is_a_cli_subcommand():
 
 
 def test_help_explains_every_subcommand(capsys):
-    for command in ("download", "filter", "tokenize", "train", "evaluate", "classify", "generate", "samples"):
+    for command in ("download", "filter", "tokenize", "train", "evaluate", "classify", "generate", "samples",
+                    "variant"):
         with pytest.raises(SystemExit) as exit_:
             build_parser().parse_args([command, "--help"])
         assert exit_.value.code == 0
@@ -50,3 +51,29 @@ def test_unknown_task_is_refused(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "nosuchtask"])
     assert "invalid choice: 'nosuchtask'" in capsys.readouterr().err
+
+
+def test_the_seed_variant_reproduces_the_seed_recipe(monkeypatch):
+    from seqnlp import variants
+    from seqnlp.tasks import topics
+    from trax import layers as tl
+
+    monkeypatch.chdir(REPO)
+    seed = variants.apply(load("params.yaml"), "topics-seed")["topics"]
+    assert str(topics.model(seed)) == str(tl.Serial(tl.Embedding(8192, 50), tl.Mean(axis=1), tl.Dense(4),
+                                                    tl.LogSoftmax()))
+    assert seed["filter"]["fields"] == ["description"]
+    assert seed["train"] == {**seed["train"], "steps": 2000, "learning_rate": 0.01, "lr_factors": "constant",
+                             "checkpoint_every": 500, "max_length": 2048,
+                             "bucket_boundaries": [32, 128, 512, 2048], "bucket_batch_sizes": [512, 128, 32, 8, 1]}
+    flags = variants.dvc_set_params("topics-seed")
+    assert flags[:2] == ["-S", 'topics.filter.fields=["description"]']
+
+
+def test_unknown_variant_key_is_refused(tmp_path):
+    from seqnlp import variants
+    from seqnlp.errors import UserError
+
+    (tmp_path / "typo.yaml").write_text("topics.train.stepz: 10\n")
+    with pytest.raises(UserError, match="topics.train.stepz"):
+        variants.apply(load("params.yaml"), "typo", tmp_path)

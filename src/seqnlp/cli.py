@@ -74,6 +74,12 @@ def _run_generate(args):
             print("---")
 
 
+def _run_variant(args):
+    from seqnlp import variants
+
+    print(" ".join(variants.dvc_set_params(args.name)))
+
+
 def _non_negative(text):
     value = float(text)
     if value < 0:
@@ -136,6 +142,13 @@ def build_parser():
                     "task's `generate` params.")
     samples_parser.add_argument("task", choices=["shakespeare"], help="a task with a generative model")
     samples_parser.set_defaults(handler=_run_samples)
+
+    variant_parser = commands.add_parser(
+        "variant", help="print the `dvc exp run` flags of a named variant",
+        description="Print the -S flags that turn params.yaml into the named variant (variants/NAME.yaml), "
+                    "for example: dvc exp run -n topics-seed $(seqnlp variant topics-seed)")
+    variant_parser.add_argument("name", help="a file name under variants/, without .yaml")
+    variant_parser.set_defaults(handler=_run_variant)
     return parser
 
 

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from seqnlp import layout, tasks
 from seqnlp.artifacts import read_json, sha256_of, staged_directory, write_json
 from seqnlp.compat import trax
+from trax.supervised import callbacks as step_callbacks
 from trax.supervised import lr_schedules, training
 
 FINGERPRINT_FILE = "fingerprint.json"
@@ -55,7 +56,7 @@ def learning_rate_schedule(train_params):
     )
 
 
-def build_loop(task, params, tokens, output_dir):
+def build_loop(task, params, tokens, output_dir, callbacks=()):
     train_params = params["train"]
     seed = train_params["seed"]
     train_task = training.TrainTask(
@@ -80,25 +81,32 @@ def build_loop(task, params, tokens, output_dir):
         output_dir=str(output_dir),
         eval_at=lambda step: step % eval_every == 0 or step == steps,
         random_seed=seed,
+        callbacks=list(callbacks),
     )
 
 
-def run_loop(loop, steps, eval_every, metric_names):
-    """Run to ``steps`` in chunks of ``eval_every``, with a progress bar instead of trax's prints."""
-    with tqdm(total=steps, initial=loop.step, desc="training", unit=" steps") as bar:
-        while loop.step < steps:
-            chunk = min(eval_every - loop.step % eval_every, steps - loop.step)
-            with contextlib.redirect_stdout(io.StringIO()):
-                loop.run(chunk)
-            bar.update(chunk)
-            bar.set_postfix({name: f"{loop.history.get('eval', f'metrics/{name}')[-1][1]:.4f}"
-                             for name in metric_names})
-    loop.save_checkpoint("model")
+def progress_bar_callback(bar, metric_names):
+    """A trax step callback that advances ``bar`` and shows the latest validation metrics."""
+
+    class ProgressBar(step_callbacks.TrainingStepCallback):
+        def call_at(self, step):
+            return True
+
+        def on_step_begin(self, step):
+            pass
+
+        def on_step_end(self, step):
+            bar.update(1)
+            latest = {name: self._loop.history.get("eval", f"metrics/{name}") for name in metric_names}
+            if all(latest.values()):
+                bar.set_postfix({name: f"{values[-1][1]:.4f}" for name, values in latest.items()}, refresh=False)
+
+    return ProgressBar
 
 
-def write_training_log(history, metric_names, directory):
+def write_training_log(history, loss_name, metric_names, directory):
     """Write the loop's whole history (it survives resumes) as DVCLive step plots."""
-    series = {"train/loss": history.get("train", "metrics/loss")}
+    series = {"train/loss": history.get("train", f"metrics/{loss_name}")}
     series.update({f"eval/{name}": history.get("eval", f"metrics/{name}") for name in metric_names})
     steps = sorted({step for values in series.values() for step, _ in values})
     with staged_directory(directory) as scratch:
@@ -119,9 +127,13 @@ def run(task_name):
     random.seed(train_params["seed"])
     np.random.seed(train_params["seed"])
     prepare_output_dir(output_dir, fingerprint(params, tokens))
-    loop = build_loop(task, params, tokens, output_dir)
-    run_loop(loop, train_params["steps"], train_params["eval_every"], task.metric_names)
-    write_training_log(loop.history, task.metric_names, layout.training_log(task_name))
+    with tqdm(total=train_params["steps"], desc="training", unit=" steps") as bar:
+        loop = build_loop(task, params, tokens, output_dir, [progress_bar_callback(bar, task.metric_names)])
+        bar.update(loop.step)
+        with contextlib.redirect_stdout(io.StringIO()):  # trax prints a report per eval; the bar shows it
+            loop.run(max(train_params["steps"] - loop.step, 0))
+    loop.save_checkpoint("model")
+    write_training_log(loop.history, loop.tasks[0].loss_name, task.metric_names, layout.training_log(task_name))
     last = {name: loop.history.get("eval", f"metrics/{name}")[-1][1] for name in task.metric_names}
     print(f"train {task_name}: {loop.step} steps, checkpoint {output_dir / CHECKPOINT_FILE}, "
           f"validation {json.dumps({name: round(float(v), 4) for name, v in last.items()})}")

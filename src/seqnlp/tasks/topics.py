@@ -123,6 +123,8 @@ def filter(params, raw, out):
         if limit is not None and limit < rows_read:
             frame = frame.sample(n=limit, random_state=params["seed"]).sort_index()
         frame["text"] = frame[params["fields"]].apply(lambda row: " ".join(map(clean_text, row)).strip(), axis=1)
+        if params["lowercase"]:
+            frame["text"] = frame["text"].str.lower()
         empty = frame["text"] == ""
         frame = frame[~empty]
         if split == "train":
@@ -187,14 +189,21 @@ def tokenize(params, filtered, out):
 
 # ---- model ----------------------------------------------------------------------------------------
 
-def _append_bigram_ids(vocab_size, buckets):
-    """Append one id per adjacent pair of tokens, hashed into ``buckets`` ids after the vocabulary."""
+def _append_ngram_ids(vocab_size, buckets, order):
+    """Append one id per run of 2..``order`` adjacent tokens, hashed into ``buckets`` ids after the vocabulary."""
+    np_ = trax.fastmath.numpy
+
     def append(ids):
-        left, right = ids[:, :-1], ids[:, 1:]
-        hashed = vocab_size + (left * 7919 + right) % buckets
-        bigrams = trax.fastmath.numpy.where((left > 0) & (right > 0), hashed, 0)
-        return trax.fastmath.numpy.concatenate([ids, bigrams], axis=1)
-    return tl.Fn("AppendBigramIds", append)
+        columns = [ids]
+        for n in range(2, order + 1):
+            windows = [ids[:, start: ids.shape[1] - n + 1 + start] for start in range(n)]
+            hashed = windows[0]
+            for window in windows[1:]:
+                hashed = hashed * 7919 + window
+            real = np_.all(np_.stack([window > 0 for window in windows]), axis=0)
+            columns.append(np_.where(real, vocab_size + hashed % buckets, 0))
+        return np_.concatenate(columns, axis=1)
+    return tl.Fn("AppendNgramIds", append)
 
 
 def _masked_mean(embeddings, ids):
@@ -208,18 +217,19 @@ def _attention_pool(embeddings, scores, ids):
     return (embeddings * weights[..., None]).sum(axis=1)
 
 
-def TopicClassifier(vocab_size=8192, d_feature=50, n_classes=4, bigram_buckets=0, pooling="mean", dropout=0.0,
-                    mode="train"):
+def TopicClassifier(vocab_size=8192, d_feature=50, n_classes=4, ngram_order=1, ngram_buckets=0, pooling="mean",
+                    dropout=0.0, mode="train"):
     """Bag-of-subwords classifier: token ids (batch, length) -> log-probabilities (batch, n_classes).
 
-    With ``bigram_buckets=0`` and ``pooling="mean"`` this is the seed's
-    ``Serial(Embedding, Mean(axis=1), Dense, LogSoftmax)``. ``bigram_buckets`` adds hashed ids of
-    adjacent token pairs (fastText's trick); ``pooling="masked_mean"`` averages only real tokens, so
+    With ``ngram_order=1``, ``pooling="mean"`` and no dropout this is the seed's
+    ``Serial(Embedding, Mean(axis=1), Dense, LogSoftmax)``. ``ngram_order`` > 1 adds ids of runs of
+    adjacent tokens hashed into ``ngram_buckets`` extra embeddings (fastText's trick); ``pooling="masked_mean"`` averages only real tokens, so
     the padding a length bucket adds does not shrink the text's vector; ``pooling="attention"`` learns
     a score per token and averages with softmax weights over real tokens, so telling words count more.
     ``dropout`` zeroes embedding features while training, against overfitting a small training set.
     """
-    embed = [tl.Embedding(vocab_size + bigram_buckets, d_feature), tl.Dropout(rate=dropout, mode=mode) if dropout else []]
+    n_ids = vocab_size + (ngram_buckets if ngram_order > 1 else 0)
+    embed = [tl.Embedding(n_ids, d_feature), tl.Dropout(rate=dropout, mode=mode) if dropout else []]
     pool = {
         "mean": [embed, tl.Mean(axis=1)],
         "masked_mean": [tl.Branch(embed, None), tl.Fn("MaskedMean", _masked_mean)],
@@ -231,7 +241,7 @@ def TopicClassifier(vocab_size=8192, d_feature=50, n_classes=4, bigram_buckets=0
         ],
     }[pooling]
     return tl.Serial(
-        _append_bigram_ids(vocab_size, bigram_buckets) if bigram_buckets else [],
+        _append_ngram_ids(vocab_size, ngram_buckets, ngram_order) if ngram_order > 1 else [],
         pool,
         tl.Dense(n_classes),
         tl.LogSoftmax(),
