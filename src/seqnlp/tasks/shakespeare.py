@@ -249,19 +249,42 @@ def describe_data(raw, filtered):
 # ---- generation -----------------------------------------------------------------------------------
 
 class Generator:
-    """Samples text from a trained GRULM in predict mode, one jitted step per character."""
+    """Samples text from a trained GRULM in predict mode; the whole sample is one jitted ``lax.scan``."""
 
     def __init__(self, language_model):
-        self._initial_state = language_model.state
         self._weights = language_model.weights
+        # trax's predict-mode Scan keeps its recurrent state only after the first call (before, its state is
+        # empty and the zero state is used); the scan below needs that shape from the start, all zeros.
+        _, probed = language_model.pure_fn(np.zeros((1, 1), np.int32), self._weights, language_model.state,
+                                           jax.random.PRNGKey(0))
+        initial_state = self._initial_state = jax.tree_util.tree_map(jax.numpy.zeros_like, probed)
 
-        def step(token, weights, state, rng, temperature):
-            log_probs, state = language_model.pure_fn(token.reshape(1, 1), weights, state, rng)
-            gumbel = jax.random.gumbel(rng, log_probs.shape[-1:])
-            sampled = jax.numpy.argmax(log_probs[0, 0] + temperature * gumbel)
-            return sampled, state
+        def step(token, state, rng, temperature):
+            rng, key = jax.random.split(rng)
+            log_probs, state = language_model.pure_fn(token.reshape(1, 1), self._weights, state, key)
+            gumbel = jax.random.gumbel(key, log_probs.shape[-1:])
+            return jax.numpy.argmax(log_probs[0, 0] + temperature * gumbel).astype(np.int32), state, rng
 
-        self._step = jax.jit(step)
+        def read_prefix(state, tokens, rng):
+            def feed(carry, token):
+                state, rng = carry
+                _, state, rng = step(token, state, rng, 0.0)
+                return (state, rng), None
+            (state, rng), _ = jax.lax.scan(feed, (state, rng), tokens)
+            return state, rng
+
+        def sample(token, state, rng, temperature, length):
+            def draw(carry, _):
+                token, state, rng = carry
+                sampled, state, rng = step(token, state, rng, temperature)
+                line_ended = sampled == EOS  # a new line starts from the initial state, as in training
+                state = jax.tree_util.tree_map(lambda s0, s: jax.numpy.where(line_ended, s0, s), initial_state, state)
+                return (jax.numpy.where(line_ended, PAD, sampled), state, rng), sampled
+            _, sampled = jax.lax.scan(draw, (token, state, rng), None, length=length)
+            return sampled
+
+        self._read_prefix = jax.jit(read_prefix)
+        self._sample = jax.jit(sample, static_argnums=4)
 
     def sample(self, prefix="", length=200, temperature=1.0, seed=0):
         """``prefix`` followed by up to ``length`` sampled characters; each EOS starts a new line.
@@ -275,24 +298,15 @@ class Generator:
         if dropped:
             print(f"note: {dropped} character(s) of the prefix are outside the model's alphabet and were dropped",
                   file=sys.stderr)
-        rng = jax.random.PRNGKey(seed)
-        state, token = self._initial_state, np.int32(PAD)
-        for char in prefix_text:
-            rng, key = jax.random.split(rng)
-            _, state = self._step(token, self._weights, state, key, temperature)
-            token = np.int32(ord(char))
+        # The model reads PAD first (ShiftRight's start), then every prefix character but the last.
+        fed = np.array([PAD] + [ord(char) for char in prefix_text], dtype=np.int32)
+        state, rng = self._read_prefix(self._initial_state, fed[:-1], jax.random.PRNGKey(seed))
+        sampled = np.asarray(self._sample(fed[-1], state, rng, float(temperature), length))
         generated = []
-        for _ in range(length):
-            rng, key = jax.random.split(rng)
-            sampled, state = self._step(token, self._weights, state, key, temperature)
-            token = np.int32(sampled)
-            if token == EOS:
-                generated.append("\n")
-                state, token = self._initial_state, np.int32(PAD)
-            elif token == PAD:
+        for token in sampled:
+            if token == PAD:
                 break
-            else:
-                generated.append(chr(int(token)))
+            generated.append("\n" if token == EOS else chr(int(token)))
         return prefix_text + "".join(generated)
 
 
