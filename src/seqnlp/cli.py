@@ -10,10 +10,16 @@ import sys
 from seqnlp import __version__
 from seqnlp.errors import UserError
 
-DATA_STAGES = {
-    "download": "fetch the raw data (upstream when online, or $SEQNLP_DATA_MIRROR) and verify checksums",
-    "filter": "parse and clean the raw data, drop unusable rows and report what was dropped and why",
-    "tokenize": "build the vocabulary on the training split and encode every split to integer ids",
+TASK_STAGES = {  # subcommand: (one-line help, longer description)
+    "download": ("fetch the raw data (upstream when online, or $SEQNLP_DATA_MIRROR) and verify checksums", None),
+    "filter": ("parse and clean the raw data, drop unusable rows and report what was dropped and why", None),
+    "tokenize": ("build the vocabulary on the training split and encode every split to integer ids", None),
+    "train": ("train the task's model with trax's training.Loop",
+              "Train with trax's training.Loop, checkpointing to models/TASK. An interrupted run resumes from its "
+              "checkpoint; a checkpoint made with other params or data is discarded."),
+    "evaluate": ("score the trained model on the held-out split",
+                 "Score the trained model on the whole held-out split; write metrics/TASK.json and the plot data "
+                 "under plots/TASK/eval."),
 }
 
 
@@ -97,24 +103,11 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"seqnlp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for stage, summary in DATA_STAGES.items():
-        stage_parser = commands.add_parser(stage, help=summary, description=summary)
+    handlers = {"train": _run_train, "evaluate": _run_evaluate}
+    for stage, (summary, description) in TASK_STAGES.items():
+        stage_parser = commands.add_parser(stage, help=summary, description=description or summary)
         _task_argument(stage_parser)
-        stage_parser.set_defaults(handler=_run_data_stage)
-
-    train_parser = commands.add_parser(
-        "train", help="train the task's model with trax's training.Loop",
-        description="Train with trax's training.Loop, checkpointing to models/TASK. An interrupted run "
-                    "resumes from its checkpoint; a checkpoint made with other params or data is discarded.")
-    _task_argument(train_parser)
-    train_parser.set_defaults(handler=_run_train)
-
-    evaluate_parser = commands.add_parser(
-        "evaluate", help="score the trained model on the held-out split",
-        description="Score the trained model on the whole held-out split; write metrics/TASK.json and "
-                    "the plot data under plots/TASK/eval.")
-    _task_argument(evaluate_parser)
-    evaluate_parser.set_defaults(handler=_run_evaluate)
+        stage_parser.set_defaults(handler=handlers.get(stage, _run_data_stage))
 
     classify_parser = commands.add_parser(
         "classify", help="print the topic the trained topics model gives a text",
