@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from conftest import MIRROR, REPO
+from seqnlp import variants
 
 pytestmark = pytest.mark.slow
 
@@ -53,11 +54,7 @@ def small_copy(destination):
         shutil.copy2(REPO / name, destination / name)
     params = yaml.safe_load((destination / "params.yaml").read_text())
     for dotted, value in SMALL.items():
-        *parents, key = dotted.split(".")
-        section = params
-        for parent in parents:
-            section = section[parent]
-        section[key] = value
+        variants.set_param(params, dotted, value)
     (destination / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], destination)
     run(["git", "add", "-A"], destination)

