@@ -14,13 +14,12 @@ import numpy as np
 
 from seqnlp import tasks
 from seqnlp.compat import trax
-from trax import shapes
 
 
 def step_seconds(task, params, batch_size, length, runs):
     model, loss = task.model(params, mode="train"), task.loss()
     ids = np.random.default_rng(0).integers(2, 127, (batch_size, length)).astype(np.int32)
-    model.init(shapes.signature(ids))
+    model.init(trax.shapes.signature(ids))
     weights, state, mask = model.weights, model.state, np.ones(ids.shape, np.float32)
 
     def batch_loss(weights, rng):
