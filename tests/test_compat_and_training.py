@@ -80,5 +80,16 @@ def test_learning_rate_schedule_follows_the_factors():
          "steps": 110})
     assert schedule(5) == pytest.approx(0.005)
     assert schedule(10) == pytest.approx(0.01)
-    assert schedule(60) == pytest.approx(0.005)
+    assert schedule(60) == pytest.approx(0.005, rel=0.02)
     assert float(schedule(109)) < 1e-4
+
+
+@pytest.mark.parametrize("warmup_steps", [0, 1, 200])
+def test_the_last_update_uses_the_decayed_rate_not_the_next_cycle_peak(warmup_steps):
+    steps = 3000
+    schedule = train_stage.learning_rate_schedule(
+        {"lr_factors": "constant * linear_warmup * cosine_decay", "learning_rate": 0.003,
+         "warmup_steps": warmup_steps, "steps": steps})
+    rates = [float(schedule(step)) for step in range(max(warmup_steps, 1), steps + 1)]
+    assert rates == sorted(rates, reverse=True)
+    assert rates[-1] < 1e-8

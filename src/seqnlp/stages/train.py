@@ -48,11 +48,14 @@ def prepare_output_dir(output_dir, expected):
 
 
 def learning_rate_schedule(train_params):
+    # trax's cosine decay is cyclic (progress % 1.0), and the Loop numbers its updates 1..steps: a cycle
+    # of exactly steps - warmup would put the last update back at the peak rate, one step before saving.
+    warmup_steps = max(train_params["warmup_steps"], 1)
     return lr_schedules.multifactor(
         factors=train_params["lr_factors"],
         constant=train_params["learning_rate"],
-        warmup_steps=max(train_params["warmup_steps"], 1),
-        steps_per_cycle=max(train_params["steps"] - train_params["warmup_steps"], 1),
+        warmup_steps=warmup_steps,
+        steps_per_cycle=max(train_params["steps"] - warmup_steps + 1, 1),
     )
 
 
@@ -62,7 +65,7 @@ def build_loop(task, params, tokens, output_dir, callbacks=()):
     train_task = training.TrainTask(
         labeled_data=task.training_batches(params, tokens, "train", seed),
         loss_layer=task.loss(),
-        optimizer=trax.optimizers.Adam(train_params["learning_rate"]),
+        optimizer=trax.optimizers.Adam(train_params["learning_rate"], **train_params["adam"]),
         lr_schedule=learning_rate_schedule(train_params),
         n_steps_per_checkpoint=train_params["checkpoint_every"],
     )
