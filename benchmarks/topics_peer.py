@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from tqdm import tqdm
 
 from seqnlp import layout
 from seqnlp.tasks import topics
@@ -33,6 +34,24 @@ def texts(frame, fields, normalise):
     return [" ".join(parts).strip() for parts in zip(*columns)]
 
 
+def accuracies(train, test, fields, strengths):
+    """Test accuracy for each (TF-IDF setting, C, normalise): features once per setting, a fit per C."""
+    results = {}
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    with tqdm(total=2 * len(TFIDF_SETTINGS) * len(strengths), desc="fitting", unit=" fits") as bar:
+        for normalise in (False, True):
+            train_texts, test_texts = texts(train, fields, normalise), texts(test, fields, normalise)
+            for name, settings in TFIDF_SETTINGS.items():
+                vectorizer = TfidfVectorizer(ngram_range=(1, 2), **settings)
+                train_features, test_features = vectorizer.fit_transform(train_texts), vectorizer.transform(test_texts)
+                for strength in strengths:
+                    classifier = LogisticRegression(C=strength, max_iter=3000).fit(train_features, train["label"])
+                    predicted = classifier.predict(test_features)
+                    results[name, strength, normalise] = float(np.mean(predicted == test["label"].to_numpy()))
+                    bar.update()
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fields", default="title,description", help="comma-separated CSV columns to read")
@@ -41,20 +60,12 @@ def main():
     fields, strengths = args.fields.split(","), [float(c) for c in args.c.split(",")]
     train = topics.read_csv(layout.raw("topics") / "train.csv.gz")
     test = topics.read_csv(layout.raw("topics") / "test.csv.gz")
+    results = accuracies(train, test, fields, strengths)
     print(f"{len(train)} training rows, {len(test)} test rows, fields {'+'.join(fields)}")
     print(f"{'tfidf':<22}{'C':>6}{'raw CSV text':>16}{'filtered text':>16}")
-    warnings.filterwarnings("ignore", category=ConvergenceWarning)
-    for name, settings in TFIDF_SETTINGS.items():
+    for name in TFIDF_SETTINGS:
         for strength in strengths:
-            accuracies = []
-            for normalise in (False, True):
-                vectorizer = TfidfVectorizer(ngram_range=(1, 2), **settings)
-                features = vectorizer.fit_transform(texts(train, fields, normalise))
-                classifier = LogisticRegression(C=strength, max_iter=3000).fit(features, train["label"])
-                predicted = classifier.predict(vectorizer.transform(texts(test, fields, normalise)))
-                accuracies.append(float(np.mean(predicted == test["label"].to_numpy())))
-            print(f"{name:<22}{strength:>6g}{accuracies[0]:>16.4f}{accuracies[1]:>16.4f}", flush=True)
-
+            print(f"{name:<22}{strength:>6g}{results[name, strength, False]:>16.4f}{results[name, strength, True]:>16.4f}")
 
 if __name__ == "__main__":
     main()
