@@ -46,10 +46,11 @@ def main():
     args = parser.parse_args()
     task, params = tasks.load("shakespeare"), tasks.params("shakespeare")
     widths = args.widths.split(",") if args.widths else [params["model"]["d_model"]]
+    batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
     for width in map(int, widths):
         sized = copy.deepcopy(params)
         sized["model"]["d_model"] = width
-        for batch_size in (int(size) for size in args.batch_sizes.split(",")):
+        for batch_size in batch_sizes:
             seconds = step_seconds(task, sized, batch_size, args.length, args.runs)
             print(f"d_model {width}, {batch_size:4d} lines of {args.length}: {seconds:.3f} s per step, "
                   f"{seconds / batch_size * 1000:.2f} ms per line")
