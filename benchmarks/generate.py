@@ -19,7 +19,8 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     generator = tasks.load("shakespeare").load_generator(tasks.params("shakespeare"),
-                                                         layout.model("shakespeare") / CHECKPOINT_FILE)
+                                                         layout.model("shakespeare") / CHECKPOINT_FILE,
+                                                         layout.tokens("shakespeare"))
     started = time.perf_counter()
     generator.sample("", args.length, 1.0, seed=0)
     print(f"first call (compiles the step): {time.perf_counter() - started:.3f} s")

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from seqnlp import compat
-from seqnlp.artifacts import read_json
 from seqnlp.compat import trax
 from seqnlp.stages import train as train_stage
 from trax import layers as tl
@@ -56,23 +55,51 @@ def test_a_new_loop_resumes_where_the_last_one_stopped(tmp_path):
     resumed.run(3)
     assert resumed.step == 8
     for uninterrupted, continued in zip(flat_weights(first.model), flat_weights(resumed.model)):
-        np.testing.assert_allclose(uninterrupted, continued, rtol=1e-6)
+        np.testing.assert_array_equal(uninterrupted, continued)
 
 
-def test_checkpoint_from_other_params_is_not_resumed(tmp_path, capsys):
-    output_dir = tmp_path / "model"
-    fingerprint = {"model": {"d": 1}, "train": {"steps": 10}, "data_sha256": {"train.npz": "abc"}}
-    train_stage.prepare_output_dir(output_dir, fingerprint)
-    (output_dir / train_stage.CHECKPOINT_FILE).write_bytes(b"checkpoint")
-    train_stage.prepare_output_dir(output_dir, fingerprint)
-    assert (output_dir / train_stage.CHECKPOINT_FILE).exists()
-    assert "resuming" in capsys.readouterr().err
+def test_seeded_shuffle_is_a_permutation_that_depends_only_on_its_seed():
+    items = list(range(50))
+    first = list(compat.Shuffle(queue_size=8, seed=3)(iter(items)))
+    np.random.seed(0)  # the global generator must not matter
+    again = list(compat.Shuffle(queue_size=8, seed=3)(iter(items)))
+    assert first == again and sorted(first) == items and first != items
+    assert list(compat.Shuffle(queue_size=8, seed=4)(iter(items))) != first
 
-    changed = {**fingerprint, "model": {"d": 2}}
-    train_stage.prepare_output_dir(output_dir, changed)
-    assert not (output_dir / train_stage.CHECKPOINT_FILE).exists()
-    assert read_json(output_dir / train_stage.FINGERPRINT_FILE) == changed
-    assert "different model; starting from scratch" in capsys.readouterr().err
+
+def queue_shuffle(samples, generator, queue_size):
+    samples = iter(samples)
+    queue = [sample for _, sample in zip(range(queue_size), samples)]
+    for sample in samples:
+        index = generator.integers(len(queue))
+        yield queue[index]
+        queue[index] = sample
+
+
+def test_seeded_shuffle_draws_independently_of_a_generator_seeded_with_the_same_number():
+    # The tasks shuffle each epoch with default_rng(seed) before this queue; drawing the queue's slots from
+    # the same stream replayed that shuffle's draws (slot = low bits of its swap indices) and slowed the
+    # Shakespeare model's training badly (train loss at step 500: 2.79 instead of 2.40).
+    items = range(5000)
+    drawn = list(compat.Shuffle(queue_size=64, seed=0)(iter(items)))[:4000]
+    assert drawn != list(queue_shuffle(iter(items), np.random.default_rng(0), 64))[:4000]
+
+
+def test_loop_rng_round_trips(tmp_path):
+    loop = tiny_loop(tmp_path)
+    key = compat.loop_rng(loop)
+    loop.run(2)
+    assert not np.array_equal(compat.loop_rng(loop), key)
+    compat.set_loop_rng(loop, key.tolist())
+    np.testing.assert_array_equal(compat.loop_rng(loop), key)
+
+
+def test_save_checkpoint_to_writes_elsewhere_and_keeps_the_output_dir(tmp_path):
+    loop = tiny_loop(tmp_path / "out")
+    loop.run(1)
+    compat.save_checkpoint_to(loop, tmp_path)
+    assert (tmp_path / "model.pkl.gz").exists() and (tmp_path / "model.weights.npy.gz").exists()
+    assert loop.output_dir == str(tmp_path / "out")
 
 
 def test_learning_rate_schedule_follows_the_factors():

@@ -9,14 +9,17 @@ import sys
 
 from seqnlp import __version__
 from seqnlp.errors import UserError
+from seqnlp.params import enter_repository_root
 
 TASK_STAGES = {  # subcommand: (one-line help, longer description)
     "download": ("fetch the raw data (upstream when online, or $SEQNLP_DATA_MIRROR) and verify checksums", None),
     "filter": ("parse and clean the raw data, drop unusable rows and report what was dropped and why", None),
     "tokenize": ("build the vocabulary on the training split and encode every split to integer ids", None),
     "train": ("train the task's model with trax's training.Loop",
-              "Train with trax's training.Loop, checkpointing to models/TASK. An interrupted run resumes from its "
-              "checkpoint; a checkpoint made with other params or data is discarded."),
+              "Train with trax's training.Loop, checkpointing to checkpoints/TASK. An interrupted run (Ctrl-C, a "
+              "kill, a crash) resumes exactly where its last checkpoint stopped when run again; checkpoints made "
+              "with other params, data or code are set aside. models/TASK is replaced only when training "
+              "finishes."),
     "evaluate": ("score the trained model on the held-out split",
                  "Score the trained model on the whole held-out split; write metrics/TASK.json and the plot data "
                  "under plots/TASK/eval."),
@@ -67,13 +70,12 @@ def _run_samples(args):
 
 def _run_generate(args):
     from seqnlp import layout, tasks
-    from seqnlp.stages.train import CHECKPOINT_FILE
+    from seqnlp.stages.train import CHECKPOINT_FILE, trained_record
 
     params = tasks.params("shakespeare")
-    checkpoint = layout.model("shakespeare") / CHECKPOINT_FILE
-    if not checkpoint.exists():
-        raise UserError(f"no trained model at {checkpoint}; run `dvc repro` (or `seqnlp train shakespeare`) first")
-    generator = tasks.load("shakespeare").load_generator(params, checkpoint)
+    trained_record("shakespeare", params)
+    generator = tasks.load("shakespeare").load_generator(params, layout.model("shakespeare") / CHECKPOINT_FILE,
+                                                         layout.tokens("shakespeare"))
     for index in range(args.n):
         print(generator.sample(args.prefix, args.length, args.temperature, args.seed + index))
         if index + 1 < args.n:
@@ -87,9 +89,22 @@ def _run_variant(args):
 
 
 def _non_negative(text):
-    value = float(text)
-    if value < 0:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0 (0 is greedy), got {text!r}") from None
+    if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0 (0 is greedy), got {text}")
+    return value
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
     return value
 
 
@@ -124,8 +139,9 @@ def build_parser():
     generate_parser.add_argument("--temperature", type=_non_negative, default=1.0,
                                  help="scale of the Gumbel noise: 0 is greedy, 1 samples the model's distribution "
                                       "(default: 1.0)")
-    generate_parser.add_argument("--n", type=int, default=1, help="how many samples (default: 1)")
-    generate_parser.add_argument("--length", type=int, default=200, help="characters per sample (default: 200)")
+    generate_parser.add_argument("--n", type=_positive_int, default=1, help="how many samples (default: 1)")
+    generate_parser.add_argument("--length", type=_positive_int, default=200,
+                                 help="characters per sample (default: 200)")
     generate_parser.add_argument("--seed", type=int, default=0, help="random seed of the first sample (default: 0)")
     generate_parser.set_defaults(handler=_run_generate)
 
@@ -148,8 +164,16 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        enter_repository_root()
         args.handler(args)
     except UserError as error:
         print(f"seqnlp {args.command}: error: {error}", file=sys.stderr)
+        return getattr(error, "exit_code", 1)
+    except KeyboardInterrupt:
+        print(f"seqnlp {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as error:  # a full disk, a read-only folder, a missing file: the system's words, one line
+        where = error.filename or "a file"
+        print(f"seqnlp {args.command}: error: cannot use {where}: {error.strerror or error}", file=sys.stderr)
         return 1
     return 0

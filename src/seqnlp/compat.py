@@ -13,6 +13,16 @@ before any training loop exists:
   TensorFlow's ~10k modules loaded each call scans ``sys.modules`` for every frame, so ``import trax``
   took a minute. During the import ``inspect.stack`` is swapped for a walk that only collects frames.
 * TensorFlow's C++ start-up lines and gym's NumPy-2 notice are kept off the user's terminal.
+
+And three things trax does not offer, which exact resume needs (see seqnlp.checkpoints):
+
+* ``trax.data.Shuffle`` draws from NumPy's global generator, shared by the training and the validation
+  streams and by everything else; :func:`Shuffle` is the same queue shuffle with a generator of its own,
+  so a stream can be rebuilt and fast-forwarded to where an interrupted run left it.
+* ``Loop.save_checkpoint`` writes only into the loop's output directory, file by file, in place;
+  :func:`save_checkpoint_to` points it at another directory so a checkpoint can be written as one unit.
+* The loop's random key is not in its checkpoint; :func:`loop_rng` and :func:`set_loop_rng` read and
+  restore it.
 """
 
 import contextlib
@@ -20,6 +30,8 @@ import inspect
 import os
 import sys
 import warnings
+
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore", message="GzipFile was opened for writing", category=FutureWarning)
@@ -98,3 +110,43 @@ def _import_trax():
 
 
 trax = _import_trax()
+
+
+def Shuffle(queue_size=1024, seed=0):  # noqa: N802  (named like the trax.data combinator it replaces)
+    """``trax.data.Shuffle`` with its own seeded generator instead of NumPy's global one.
+
+    The generator is spawned from ``seed`` rather than seeded with it: a generator seeded with the same
+    number upstream (the tasks shuffle each epoch with ``default_rng(seed)``) would draw the same random
+    stream, and the queue's draws would partly undo that shuffle, bringing neighbouring lines together.
+    """
+
+    def shuffle(samples):
+        generator = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+        samples = iter(samples)
+        queue = [sample for _, sample in zip(range(queue_size), samples)]
+        for sample in samples:
+            index = generator.integers(len(queue))
+            yield queue[index]
+            queue[index] = sample
+        for index in generator.permutation(len(queue)):
+            yield queue[index]
+
+    return shuffle
+
+
+def save_checkpoint_to(loop, directory, basename="model"):
+    """Write the loop's checkpoint files into ``directory`` instead of its output directory."""
+    output_dir, loop._output_dir = loop._output_dir, str(directory)
+    try:
+        loop.save_checkpoint(basename)
+    finally:
+        loop._output_dir = output_dir
+
+
+def loop_rng(loop):
+    """The loop's random key, as a NumPy array."""
+    return np.asarray(loop._rng)
+
+
+def set_loop_rng(loop, key):
+    loop._rng = trax.fastmath.numpy.asarray(np.asarray(key, dtype=np.uint32))

@@ -25,3 +25,9 @@ class SourceUnavailable(UserError, RuntimeError):
             "Without network access, point SEQNLP_DATA_MIRROR at a data mirror, for example\n"
             "    export SEQNLP_DATA_MIRROR=../shared/data"
         )
+
+
+class Interrupted(UserError):
+    """The user stopped a command (Ctrl-C); the message says what was kept."""
+
+    exit_code = 130

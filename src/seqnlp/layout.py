@@ -33,3 +33,8 @@ def training_log(task):
 
 def samples(task):
     return Path("samples") / f"{task}.txt"
+
+
+def checkpoints(task):
+    """In-progress training state; outside the declared outputs, so that no tool deletes it before a rerun."""
+    return Path("checkpoints") / task

@@ -1,15 +1,18 @@
-"""Where raw data comes from: the real upstream when online, or a local mirror directory.
+"""Where raw data comes from: the user's own files, the real upstream when online, or a local mirror directory.
 
 The mirror (``SEQNLP_DATA_MIRROR``) holds the same files as upstream, laid out as in
 ``shared/data`` (see its PROVENANCE.md). Every mirror file is checked against its sha256.
+The user's own files (``download.local`` in params.yaml) have no published hash: their record
+carries the sha256 they had, so results on them are never mistaken for results on the pinned data.
 """
 
+import gzip
 import os
 import shutil
 from pathlib import Path
 
 from seqnlp.artifacts import sha256_of
-from seqnlp.errors import DataError, SourceUnavailable
+from seqnlp.errors import DataError, SourceUnavailable, UserError
 
 MIRROR_ENV = "SEQNLP_DATA_MIRROR"
 
@@ -40,3 +43,25 @@ def copy_verified(source, expected_sha256, destination):
     verify_sha256(source, expected_sha256)
     shutil.copyfile(source, destination)
     return {"file": source.name, "sha256": expected_sha256, "bytes": source.stat().st_size}
+
+
+def local_file(configured, key):
+    """The user's own file set by params key ``key``; relative to the current directory (the repository root)."""
+    path = Path(configured).expanduser()
+    if not path.is_file():
+        raise UserError(f"{key}: {path.resolve()} is not a file; in params.yaml set {key} to an existing file "
+                        f"(a relative path is from {Path.cwd()}) or to null to use the pinned data")
+    return path
+
+
+def copy_local(source, destination):
+    """Copy the user's file (gzip-compressing it when only ``destination`` is named .gz); return its record."""
+    if destination.name.endswith(".gz") and not source.name.endswith(".gz"):
+        # mtime=0 and no file name in the header: the same input gives the same bytes, so DVC sees no change
+        with open(source, "rb") as stream, open(destination, "wb") as raw, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed:
+            shutil.copyfileobj(stream, compressed)
+    else:
+        shutil.copyfile(source, destination)
+    # the path as params.yaml gives it: an absolute one would differ from machine to machine
+    return {"path": str(source), "sha256": sha256_of(source), "bytes": source.stat().st_size}

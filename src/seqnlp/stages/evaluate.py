@@ -4,17 +4,21 @@ import json
 
 from seqnlp import layout, tasks
 from seqnlp.artifacts import staged_directory, write_json
-from seqnlp.stages.train import CHECKPOINT_FILE
+from seqnlp.stages.train import CHECKPOINT_FILE, trained_record
 
 
 def load_trained(task_name, task, params, mode="eval"):
-    """The task's model in ``mode`` with the weights of the last checkpoint."""
-    checkpoint = layout.model(task_name) / CHECKPOINT_FILE
-    if not checkpoint.exists():
-        raise SystemExit(f"no trained model at {checkpoint}; run `seqnlp train {task_name}` (or `dvc repro`) first")
+    """The task's model in ``mode`` with the weights of the finished training run."""
+    trained_record(task_name, params)
     model = task.model(params, mode=mode)
-    model.init_from_file(str(checkpoint), weights_only=True)
+    model.init_from_file(str(layout.model(task_name) / CHECKPOINT_FILE), weights_only=True)
     return model
+
+
+def training_summary(record):
+    """How the evaluated model was trained, so a resumed run is never mistaken for an uninterrupted one."""
+    return {"steps": record["steps"], "resumed": bool(record["resumed_from_steps"]),
+            "resumed_from_steps": record["resumed_from_steps"]}
 
 
 def run(task_name):
@@ -22,6 +26,7 @@ def run(task_name):
     model = load_trained(task_name, task, params)
     results, plots = task.evaluate(params, model, layout.tokens(task_name))
     results["data"] = task.describe_data(layout.raw(task_name), layout.filtered(task_name))
+    results["training"] = training_summary(trained_record(task_name, params))
     with staged_directory(layout.plots(task_name) / "eval") as scratch:
         for name, rows in plots.items():
             (scratch / name).write_text(json.dumps(rows) + "\n")

@@ -2,11 +2,12 @@
 
 from seqnlp import layout, tasks
 from seqnlp.artifacts import staged_file
-from seqnlp.stages.train import CHECKPOINT_FILE
+from seqnlp.stages.train import CHECKPOINT_FILE, trained_record
 
 
 def run(task_name):
     task, params = tasks.load(task_name), tasks.params(task_name)
+    trained_record(task_name, params)
     with staged_file(layout.samples(task_name)) as scratch:
-        task.write_samples(params, layout.model(task_name) / CHECKPOINT_FILE, scratch)
+        task.write_samples(params, layout.model(task_name) / CHECKPOINT_FILE, layout.tokens(task_name), scratch)
     print(layout.samples(task_name).read_text())

@@ -1,50 +1,53 @@
-"""train: run trax's training.Loop for a task, resuming from its checkpoint when the params match."""
+"""train: run trax's training.Loop for a task, resuming exactly where an interrupted run of it stopped.
+
+The run checkpoints every ``checkpoint_every`` steps into a CheckpointStore (checkpoints/TASK) keyed by
+a fingerprint of everything that defines the model: its params, its data and the code the train stage
+depends on in dvc.yaml. A rerun with the same fingerprint restores the weights, optimizer slots, history,
+random key and both data streams' positions, so it ends bitwise identical to an uninterrupted run. The
+trained model (models/TASK) is replaced only when a run finishes; then the store is removed, so the next
+run (`dvc repro -f`, or any change) trains from scratch.
+"""
 
 import contextlib
 import io
 import json
-import random
 import shutil
 import sys
+from pathlib import Path
 
-import numpy as np
+import yaml
 from dvclive import Live
 from tqdm import tqdm
 
 from seqnlp import layout, tasks
 from seqnlp.artifacts import read_json, sha256_of, staged_directory, write_json
-from seqnlp.compat import trax
+from seqnlp.batching import CountingStream
+from seqnlp.checkpoints import CheckpointStore, trax_checkpoint_readable
+from seqnlp.compat import loop_rng, save_checkpoint_to, set_loop_rng, trax
+from seqnlp.errors import Interrupted, UserError
 from trax.supervised import callbacks as step_callbacks
 from trax.supervised import lr_schedules, training
 
-FINGERPRINT_FILE = "fingerprint.json"
 CHECKPOINT_FILE = "model.pkl.gz"
+TRAINING_RECORD = "training.json"
+MODEL_FILES = ("model.pkl.gz", "model.weights.npy.gz", "model.opt_slots0.npy.gz")
 
 
-def fingerprint(params, tokens):
-    """Everything that decides what a checkpoint means: model and training params, and the data."""
+def code_dependencies(task_name, dvc_file="dvc.yaml"):
+    """The source files dvc.yaml declares for the task's train stage."""
+    deps = yaml.safe_load(Path(dvc_file).read_text())["stages"]["train"]["do"]["deps"]
+    paths = [Path(dep.replace("${item}", task_name)) for dep in deps if dep.startswith("src/")]
+    return sorted(file for path in paths for file in ([path] if path.is_file() else sorted(path.rglob("*.py"))))
+
+
+def fingerprint(task_name, params, tokens):
+    """Everything that decides what a checkpoint means: model and training params, data and code."""
     return {
         "model": params["model"],
         "train": params["train"],
-        "data_sha256": {path.name: sha256_of(path) for path in sorted(tokens.glob("*.npz"))},
+        "data_sha256": {path.name: sha256_of(path) for path in sorted(Path(tokens).glob("*.npz"))},
+        "code_sha256": {str(path): sha256_of(path) for path in code_dependencies(task_name)},
     }
-
-
-def prepare_output_dir(output_dir, expected):
-    """Keep a checkpoint only if it was made with the same fingerprint; say so either way."""
-    fingerprint_path = output_dir / FINGERPRINT_FILE
-    if (output_dir / CHECKPOINT_FILE).exists():
-        found = read_json(fingerprint_path) if fingerprint_path.exists() else None
-        if found == expected:
-            tqdm.write(f"resuming from {output_dir / CHECKPOINT_FILE}", file=sys.stderr)
-            return
-        changed = sorted(key for key in expected if found is None or found.get(key) != expected[key])
-        tqdm.write(f"{output_dir} holds a checkpoint made with different {', '.join(changed)}; "
-                   "starting from scratch instead of resuming it", file=sys.stderr)
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    output_dir.mkdir(parents=True)
-    write_json(fingerprint_path, expected)
 
 
 def learning_rate_schedule(train_params):
@@ -59,18 +62,19 @@ def learning_rate_schedule(train_params):
     )
 
 
-def build_loop(task, params, tokens, output_dir, callbacks=()):
+def build_loop(task, params, streams, output_dir, callbacks=()):
+    """A Loop that never checkpoints by itself: :func:`train` writes each checkpoint as one unit."""
     train_params = params["train"]
     seed = train_params["seed"]
     train_task = training.TrainTask(
-        labeled_data=task.training_batches(params, tokens, "train", seed),
+        labeled_data=streams["train"],
         loss_layer=task.loss(),
         optimizer=trax.optimizers.Adam(train_params["learning_rate"], **train_params["adam"]),
         lr_schedule=learning_rate_schedule(train_params),
         n_steps_per_checkpoint=train_params["checkpoint_every"],
     )
     eval_task = training.EvalTask(
-        labeled_data=task.training_batches(params, tokens, "valid", seed + 1),
+        labeled_data=streams["valid"],
         metrics=[metric() for metric in task.eval_metrics],
         metric_names=list(task.metric_names),
         n_eval_batches=train_params["eval_batches"],
@@ -83,6 +87,8 @@ def build_loop(task, params, tokens, output_dir, callbacks=()):
         eval_tasks=[eval_task],
         output_dir=str(output_dir),
         eval_at=lambda step: step % eval_every == 0 or step == steps,
+        checkpoint_at=lambda step: False,
+        permanent_checkpoint_at=lambda step: False,
         random_seed=seed,
         callbacks=list(callbacks),
     )
@@ -123,20 +129,96 @@ def write_training_log(history, loss_name, metric_names, directory):
                 live.next_step()
 
 
+def data_streams(task, params, tokens):
+    seed = params["train"]["seed"]
+    return {split: CountingStream(task.training_batches(params, tokens, split, seed + offset))
+            for offset, split in enumerate(("train", "valid"))}
+
+
+def resume_state(loop, streams, resumed_from):
+    return {"rng": loop_rng(loop).tolist(), "stream_positions": {name: s.consumed for name, s in streams.items()},
+            "resumed_from_steps": resumed_from}
+
+
+def restore(loop, streams, state):
+    """Put the random key and the data streams where the checkpointed run had them."""
+    if loop.step != state["step"]:
+        raise UserError(f"the checkpoint is at step {state['step']} but trax restored step {loop.step}")
+    set_loop_rng(loop, state["rng"])
+    for name, position in state["stream_positions"].items():
+        streams[name].skip_to(position)
+
+
+def train(task_name, task, params, tokens, store, bar):
+    """Run (or resume) the loop to ``steps``, checkpointing as it goes; return the loop and its resumes."""
+    train_params = params["train"]
+    steps, every = train_params["steps"], train_params["checkpoint_every"]
+    store.prepare()
+    state = store.restore_latest(trax_checkpoint_readable)
+    streams = data_streams(task, params, tokens)
+    loop = build_loop(task, params, streams, store.work, [progress_bar_callback(bar, task.metric_names)])
+    resumed_from = []
+    if state is not None:
+        with tqdm(total=1, desc=f"resuming at step {state['step']}: fast-forwarding the data streams",
+                  bar_format="{desc}", leave=False):
+            restore(loop, streams, state)
+        resumed_from = state["resumed_from_steps"] + [state["step"]]
+        tqdm.write(f"resumed {task_name} from the checkpoint at step {state['step']} in {store.directory}",
+                   file=sys.stderr)
+    bar.update(loop.step)
+    try:
+        while loop.step < steps:
+            with contextlib.redirect_stdout(io.StringIO()):  # trax prints a report per eval; the bar shows it
+                loop.run(min((loop.step // every + 1) * every, steps) - loop.step)
+            store.save(loop.step, lambda directory: save_checkpoint_to(loop, directory),
+                       resume_state(loop, streams, resumed_from))
+    except KeyboardInterrupt:
+        kept = store.latest_step()
+        raise Interrupted(f"training interrupted at step {loop.step}; " + (
+            f"checkpoint at step {kept} kept in {store.directory}: run the same command again to resume it"
+            if kept else "no checkpoint was written yet")) from None
+    return loop, resumed_from
+
+
+def publish(task_name, params, store, loop, resumed_from):
+    """Replace models/TASK with the finished run's model and its training record, all at once."""
+    unit = store.units()[0]
+    with staged_directory(layout.model(task_name)) as scratch:
+        for name in MODEL_FILES:
+            shutil.copyfile(unit / name, scratch / name)
+        write_json(scratch / TRAINING_RECORD, {
+            "steps": loop.step, "resumed_from_steps": resumed_from, "model": params["model"],
+            "fingerprint": store.fingerprint,
+        })
+
+
 def run(task_name):
     task, params = tasks.load(task_name), tasks.params(task_name)
-    tokens, output_dir = layout.tokens(task_name), layout.model(task_name)
-    train_params = params["train"]
-    random.seed(train_params["seed"])
-    np.random.seed(train_params["seed"])
-    prepare_output_dir(output_dir, fingerprint(params, tokens))
-    with tqdm(total=train_params["steps"], desc="training", unit=" steps") as bar:
-        loop = build_loop(task, params, tokens, output_dir, [progress_bar_callback(bar, task.metric_names)])
-        bar.update(loop.step)
-        with contextlib.redirect_stdout(io.StringIO()):  # trax prints a report per eval; the bar shows it
-            loop.run(max(train_params["steps"] - loop.step, 0))
-    loop.save_checkpoint("model")
+    tokens = layout.tokens(task_name)
+    store = CheckpointStore(layout.checkpoints(task_name), fingerprint(task_name, params, tokens))
+    with tqdm(total=params["train"]["steps"], desc="training", unit=" steps") as bar:
+        loop, resumed_from = train(task_name, task, params, tokens, store, bar)
+    publish(task_name, params, store, loop, resumed_from)
     write_training_log(loop.history, loop.tasks[0].loss_name, task.metric_names, layout.training_log(task_name))
+    store.remove()
     last = {name: loop.history.get("eval", f"metrics/{name}")[-1][1] for name in task.metric_names}
-    print(f"train {task_name}: {loop.step} steps, checkpoint {output_dir / CHECKPOINT_FILE}, "
-          f"validation {json.dumps({name: round(float(v), 4) for name, v in last.items()})}")
+    print(f"train {task_name}: {loop.step} steps"
+          + (f" (resumed from step {', '.join(map(str, resumed_from))})" if resumed_from else "")
+          + f", model {layout.model(task_name)}, validation "
+          f"{json.dumps({name: round(float(v), 4) for name, v in last.items()})}")
+
+
+def trained_record(task_name, params):
+    """The finished run's record; refuse a model whose params differ from params.yaml's."""
+    model_dir = layout.model(task_name)
+    if not (model_dir / CHECKPOINT_FILE).exists():
+        raise UserError(f"no trained model at {model_dir / CHECKPOINT_FILE}; "
+                        f"run `seqnlp train {task_name}` (or `dvc repro`) first")
+    record_path = model_dir / TRAINING_RECORD
+    record = read_json(record_path) if record_path.exists() else None
+    if record is None or record["model"] != params["model"]:
+        changed = sorted(key for key in params["model"] if (record or {}).get("model", {}).get(key) != params["model"][key])
+        raise UserError(f"{model_dir} was trained with other model params than params.yaml's {task_name}.model "
+                        f"({', '.join(changed) or 'no record'}); run `dvc repro` (or `seqnlp train {task_name}`) "
+                        "to train it again")
+    return record

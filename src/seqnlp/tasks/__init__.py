@@ -9,9 +9,7 @@ writing into ``out_dir`` and returning a stats dict), ``model(params, mode)``, `
 import importlib
 import pkgutil
 
-import yaml
-
-PARAMS_FILE = "params.yaml"
+from seqnlp.errors import UserError
 
 
 def names():
@@ -20,13 +18,15 @@ def names():
 
 def load(name):
     if name not in names():
-        raise SystemExit(f"unknown task {name!r}; known tasks: {', '.join(names())}")
+        raise UserError(f"unknown task {name!r}; known tasks: {', '.join(names())}")
     return importlib.import_module(f"{__name__}.{name}")
 
 
-def params(name, path=PARAMS_FILE):
-    with open(path) as stream:
-        everything = yaml.safe_load(stream)
+def params(name):
+    """The task's section of params.yaml, after the whole file passed its checks."""
+    from seqnlp import params as params_file
+
+    everything = params_file.load()
     if name not in everything:
-        raise SystemExit(f"{path} has no section for task {name!r}")
+        raise UserError(f"{params_file.PARAMS_FILE} has no section for task {name!r}")
     return everything[name]

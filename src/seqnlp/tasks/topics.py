@@ -1,10 +1,14 @@
 """AG News topic classification: a news text in, one of four topics out (week 1 of the seed)."""
 
+import codecs
 import collections
 import csv
 import gzip
 import html
+import io
 import re
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,9 +17,9 @@ from tqdm import tqdm
 
 from seqnlp.artifacts import load_sequences, read_json, save_sequences, write_json
 from seqnlp.batching import endless_shuffled, padded_batches
-from seqnlp.compat import trax
+from seqnlp.compat import Shuffle, trax
 from seqnlp.errors import DataError, SourceUnavailable, UserError
-from seqnlp.sources import copy_verified, mirror_directory
+from seqnlp.sources import copy_local, copy_verified, local_file, mirror_directory
 from trax import layers as tl
 from trax.data import text_encoder
 from trax.data import tokenizer as trax_tokenizer
@@ -36,17 +40,29 @@ MIRROR_FILES = {
 # ---- download -------------------------------------------------------------------------------------
 
 def download(params, out):
+    """Your own files (``local``) when set, else the mirror when configured, else TFDS."""
+    if params.get("local") is not None:
+        return _copy_local(params["local"], out)
     mirror = mirror_directory()
     if mirror is not None:
         return _copy_from_mirror(mirror, out)
     return _download_from_tfds(params["tfds_name"], out)
 
 
+def _copy_local(paths, out):
+    record = {"source": "local", "pinned": False, "splits": {}}
+    for split in SPLITS:
+        source = local_file(paths[split], f"topics.download.local.{split}")
+        rows = len(read_csv(source))  # parsed where it is, so an error names the user's file
+        record["splits"][split] = {**copy_local(source, out / f"{split}.csv.gz"), "rows": rows}
+    return record
+
+
 def _copy_from_mirror(mirror, out):
-    record = {"source": "mirror", "splits": {}}
+    record = {"source": "mirror", "pinned": True, "splits": {}}
     for split, (relative, sha256, canonical_rows) in MIRROR_FILES.items():
         record["splits"][split] = copy_verified(mirror / relative, sha256, out / f"{split}.csv.gz")
-        rows = len(read_csv(out / f"{split}.csv.gz"))
+        rows = len(read_csv(mirror / relative))  # the mirror file, not the staged copy that vanishes on error
         record["splits"][split].update(rows=rows, canonical_rows=canonical_rows, subset=rows < canonical_rows)
     return record
 
@@ -54,7 +70,7 @@ def _copy_from_mirror(mirror, out):
 def _download_from_tfds(name, out):
     import tensorflow_datasets as tfds
 
-    record = {"source": f"tfds:{name}", "splits": {}}
+    record = {"source": f"tfds:{name}", "pinned": True, "splits": {}}
     for split in SPLITS:
         try:
             dataset = tfds.as_numpy(tfds.load(name, split=split, data_dir=str(out / "tfds")))
@@ -75,30 +91,59 @@ def _download_from_tfds(name, out):
 # ---- reading and cleaning -------------------------------------------------------------------------
 
 def read_csv(path):
-    """Read an ag_news_csv file (header optional) into a frame with label 0-3, title, description."""
-    raw = gzip.open(path).read() if str(path).endswith(".gz") else open(path, "rb").read()
+    """Read an ag_news_csv file (header optional) into a frame with label 0-3, title, description.
+
+    Any problem with the file is a DataError naming it (and the line, where there is one).
+    """
+    text = _decode(path, _read_bytes(path))
+    if not text.strip():
+        raise DataError(path, "file is empty; expected CSV rows of class_index,title,description")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows, row_start = [], 1
+    try:
+        for row in reader:
+            if row and not (row_start == 1 and row == HEADER):  # blank lines carry no row
+                rows.append(_parse_row(path, row, row_start))
+            row_start = reader.line_num + 1
+    except csv.Error as error:
+        raise DataError(path, f"malformed CSV in the row that starts here: {error}", row_start) from None
+    if not rows:
+        raise DataError(path, "no data rows; expected CSV rows of class_index,title,description")
+    return pd.DataFrame(rows, columns=["label", "title", "description"])
+
+
+def _read_bytes(path):
+    """The file's bytes, decompressed when it is named .gz."""
+    try:
+        if str(path).endswith(".gz"):
+            with gzip.open(path) as stream:
+                return stream.read()
+        return Path(path).read_bytes()
+    except (EOFError, OSError, zlib.error) as error:  # OSError covers gzip.BadGzipFile
+        raise DataError(path, f"cannot read the file ({error})") from None
+
+
+def _decode(path, raw):
+    # Spreadsheets often save UTF-8 with a byte-order mark; it is not part of the header.
+    raw = raw.removeprefix(codecs.BOM_UTF8)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise DataError(path, f"undecodable bytes ({error.reason}); expected UTF-8 text", line) from None
-    if not text.strip():
-        raise DataError(path, "file is empty; expected CSV rows of class_index,title,description")
-    reader = csv.reader(text.splitlines(keepends=True), strict=True)
-    rows = []
-    try:
-        for row in reader:
-            if reader.line_num == 1 and row == HEADER:
-                continue
-            if len(row) != 3:
-                raise DataError(path, f"expected 3 fields (class_index,title,description), found {len(row)}",
-                                reader.line_num)
-            if row[0].strip() not in ("1", "2", "3", "4"):
-                raise DataError(path, f"class index {row[0]!r} is not one of 1, 2, 3, 4", reader.line_num)
-            rows.append((int(row[0]) - 1, row[1], row[2]))
-    except csv.Error as error:
-        raise DataError(path, f"malformed CSV: {error}", reader.line_num) from None
-    return pd.DataFrame(rows, columns=["label", "title", "description"])
+    # csv accepts NUL, but in a text file it means binary data or UTF-16, which would parse into nonsense.
+    if "\0" in text:
+        raise DataError(path, "NUL byte; expected UTF-8 text (is the file UTF-16 or binary?)",
+                        text.count("\n", 0, text.index("\0")) + 1)
+    return text
+
+
+def _parse_row(path, row, line):
+    if len(row) != 3:
+        raise DataError(path, f"expected 3 fields (class_index,title,description), found {len(row)}", line)
+    if row[0].strip() not in ("1", "2", "3", "4"):
+        raise DataError(path, f"class index {row[0]!r} is not one of 1, 2, 3, 4", line)
+    return int(row[0]) - 1, row[1], row[2]
 
 
 _ESCAPED_ENTITY = re.compile(r" ?#(\d+);")
@@ -130,8 +175,10 @@ def filter(params, raw, out):
         if split == "train":
             valid = frame.sample(frac=params["validation_fraction"], random_state=params["seed"]).sort_index()
             frame = frame.drop(valid.index)
+            _require_rows(valid, raw / f"{split}.csv.gz", "validation", params)
             _write_jsonl(valid, out / "valid.jsonl")
             stats["valid"] = {"kept": len(valid)}
+        _require_rows(frame, raw / f"{split}.csv.gz", split, params)
         _write_jsonl(frame, out / f"{split}.jsonl")
         stats[split] = {
             "rows_read": rows_read,
@@ -142,6 +189,12 @@ def filter(params, raw, out):
         }
     stats["fields"] = list(params["fields"])
     return stats
+
+
+def _require_rows(frame, source, split, params):
+    if frame.empty:
+        raise DataError(source, f"no {split} row is left after filtering (fields {params['fields']}, max_rows "
+                                f"{params['max_rows']}, validation_fraction {params['validation_fraction']})")
 
 
 def _write_jsonl(frame, path):
@@ -268,7 +321,7 @@ def training_batches(params, tokens, split, seed):
     """The seed's pipeline: Shuffle, FilterByLength, BucketByLength, AddLossWeights, endlessly."""
     batching = params["train"]
     pipeline = trax.data.Serial(
-        trax.data.Shuffle(),
+        Shuffle(seed=seed),
         trax.data.FilterByLength(batching["max_length"], length_keys=[0]),
         trax.data.BucketByLength(batching["bucket_boundaries"], batching["bucket_batch_sizes"], length_keys=[0]),
         trax.data.AddLossWeights(),
@@ -308,8 +361,12 @@ def evaluate(params, classifier, tokens):
 def describe_data(raw, filtered):
     """What the numbers were computed on, copied into the metrics so a subset is never mistaken for full data."""
     source, counts = read_json(raw / "source.json"), read_json(filtered / "stats.json")
+    # Records written before "pinned" existed all came from pinned sources.
+    pinned = source.get("pinned", True)
     return {
         "source": source["source"],
+        "pinned_source": pinned,
+        **({} if pinned else {"sha256": {split: record["sha256"] for split, record in source["splits"].items()}}),
         "fields": counts["fields"],
         **{f"{split}_rows": counts[split]["kept"] for split in FILTERED_SPLITS},
         "train_is_subset": bool(source["splits"]["train"].get("subset")) or
