@@ -19,7 +19,7 @@ from seqnlp.compat import trax
 
 
 def step_seconds(task, params, batch_size, length, runs):
-    model, loss = task.model(params, mode="train"), task.loss()
+    model, loss = task.model(params, mode="train"), task.loss(params)
     ids = np.random.default_rng(0).integers(2, 127, (batch_size, length)).astype(np.int32)
     model.init(trax.shapes.signature(ids))
     weights, state, mask = model.weights, model.state, np.ones(ids.shape, np.float32)

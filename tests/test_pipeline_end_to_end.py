@@ -33,13 +33,20 @@ SMALL = {
     "shakespeare.train.eval_batches": 2,
     "shakespeare.evaluate.folio_lines": 200,
     "shakespeare.generate.length": 40,
+    **{f"{task}.{key}": value for task in ("ner_gmb", "ner_conll") for key, value in {
+        "filter.max_sentences": {"train": 300, "valid": 60, "test": 60},
+        "tokenize.vocab_size": 2000,
+        "model.d_word": 16, "model.d_hidden": 16, "model.d_char": 8, "model.char_filters": 8,
+        "train.steps": 20, "train.eval_every": 10, "train.checkpoint_every": 10, "train.eval_batches": 2,
+    }.items()},
 }
+NER_TASKS = ("ner_gmb", "ner_conll")
 
 
-def run(command, cwd):
+def run(command, cwd, stdin=None):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "SEQNLP_DATA_MIRROR": str(MIRROR)}
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, input=stdin)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return result.stdout
 
@@ -88,6 +95,12 @@ def test_dvc_repro_leaves_a_clean_status_and_tracked_metrics(dvc_run):
     assert lm["folio_edition"]["lines"] == 200
     assert (dvc_run / "samples" / "shakespeare.txt").read_text().count("## temperature") == 9
     assert (dvc_run / "plots/topics/train/plots/metrics/eval/Accuracy.tsv").read_text().startswith("step\tAccuracy")
+    for task, corpus in zip(NER_TASKS, ("gmb", "conll2003")):
+        ner = shown[f"metrics/{task}.json"]["data"]
+        assert 0.5 < ner["token_accuracy"] <= 1 and 0 <= ner["f1"] <= 1 and ner["valid"]["sentences"] == 60
+        assert ner["data"] == {**ner["data"], "corpus": corpus, "source": "mirror", "is_subset": True,
+                               "train_sentences": 300}
+        assert json.loads((dvc_run / f"plots/{task}/eval/entity_confusion.json").read_text())
 
 
 def test_a_second_repro_has_nothing_to_do(dvc_run):
@@ -103,7 +116,7 @@ def test_snakemake_runs_the_same_stages_and_makes_the_same_artifacts(dvc_run, sn
         assert dvc_lock[stage]["cmd"] == snakemake_lock[stage]["cmd"]
         if stage.split("@")[0] in ("download", "filter", "tokenize"):
             assert dvc_lock[stage]["outs"] == snakemake_lock[stage]["outs"], stage
-    for metrics in ("metrics/topics.json", "metrics/shakespeare.json"):
+    for metrics in ("metrics/topics.json", "metrics/shakespeare.json", *(f"metrics/{task}.json" for task in NER_TASKS)):
         by_dvc = json.loads((dvc_run / metrics).read_text())
         by_snakemake = json.loads((snakemake_run / metrics).read_text())
         assert by_dvc.keys() == by_snakemake.keys()
@@ -132,3 +145,18 @@ def test_generate_is_repeatable_for_a_seed(dvc_run):
     first = run(command, dvc_run)
     assert first == run(command, dvc_run)
     assert first.count("to be") >= 2 and "---" in first
+
+
+def test_tag_prints_tokens_tags_and_entities(dvc_run):
+    tagged = json.loads(run(["seqnlp", "tag", "--model", "ner_conll", "--json",
+                             "Mr. Smith flew from Paris to Berlin on Monday.", "The U.N. met in Geneva."], dvc_run))
+    assert [entry["tokens"] for entry in tagged] == [
+        ["Mr.", "Smith", "flew", "from", "Paris", "to", "Berlin", "on", "Monday", "."],
+        ["The", "U.N.", "met", "in", "Geneva", "."]]
+    tags = {"O"} | {f"{prefix}-{kind}" for kind in ("LOC", "MISC", "ORG", "PER") for prefix in "BI"}
+    for entry in tagged:
+        assert len(entry["tags"]) == len(entry["tokens"]) and set(entry["tags"]) <= tags
+        for previous, tag in zip(["O", *entry["tags"]], entry["tags"]):  # the CRF decodes valid IOB2 only
+            assert not tag.startswith("I-") or previous[2:] == tag[2:]
+    plain = run(["seqnlp", "tag", "-"], dvc_run, stdin="Mr. Smith flew to Paris.\n\nShe stayed.\n")
+    assert plain.splitlines()[0].startswith("Mr./") and "She/" in plain

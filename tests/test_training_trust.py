@@ -218,7 +218,7 @@ MISTAKES = {  # dotted key: (bad value, what the message must say)
     "shakespeare.filter.split": ({"valid": 0.6, "test": 0.6}, "leaves no lines for training"),
     "shakespeare.train.learning_rate": (-0.01, "less than or equal to the minimum of 0"),
     "topics.filter.max_rows": ({"train": 10, "test": 5}, "leave 0 validation"),
-    "tasks": (["topics", "shakespear"], "unknown task 'shakespear'"),
+    "tasks.shakespeare": ("shakespear", "no task module 'shakespear'"),
 }
 
 

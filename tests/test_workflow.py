@@ -20,13 +20,15 @@ def test_params_yaml_passes_the_snakemake_schema_and_a_typo_does_not():
         jsonschema.validate(params, schema)
 
 
-def test_every_listed_task_has_a_module_and_a_params_section():
+def test_every_listed_task_has_a_module_and_a_params_section(monkeypatch):
+    monkeypatch.chdir(REPO)
     params = load("params.yaml")
-    assert set(params["tasks"]) <= set(tasks.names())
+    assert set(params["tasks"].values()) <= set(tasks.modules())
     for name in params["tasks"]:
         assert name in params
         module = tasks.load(name)
-        for function in ("download", "filter", "tokenize", "model", "training_batches", "evaluate", "describe_data"):
+        for function in ("download", "filter", "tokenize", "model", "loss", "eval_metrics", "training_batches",
+                         "evaluate", "describe_data"):
             assert callable(getattr(module, function)), f"{name}.{function}"
 
 
@@ -39,7 +41,7 @@ def test_every_dvc_stage_command_is_a_cli_subcommand():
 
 
 def test_help_explains_every_subcommand(capsys):
-    for command in ("download", "filter", "tokenize", "train", "evaluate", "classify", "generate", "samples",
+    for command in ("download", "filter", "tokenize", "train", "evaluate", "classify", "generate", "tag", "samples",
                     "variant"):
         with pytest.raises(SystemExit) as exit_:
             build_parser().parse_args([command, "--help"])
@@ -47,10 +49,12 @@ def test_help_explains_every_subcommand(capsys):
         assert "usage: seqnlp " + command in capsys.readouterr().out
 
 
-def test_unknown_task_is_refused(capsys):
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["train", "nosuchtask"])
-    assert "invalid choice: 'nosuchtask'" in capsys.readouterr().err
+def test_unknown_task_is_refused(capsys, monkeypatch):
+    from seqnlp.cli import main
+
+    monkeypatch.chdir(REPO)
+    assert main(["train", "nosuchtask"]) == 1
+    assert "unknown task 'nosuchtask'; params.yaml's tasks: are topics, shakespeare" in capsys.readouterr().err
 
 
 def test_the_seed_variant_reproduces_the_seed_recipe(monkeypatch):
@@ -77,3 +81,16 @@ def test_unknown_variant_key_is_refused(tmp_path):
     (tmp_path / "typo.yaml").write_text("topics.train.stepz: 10\n")
     with pytest.raises(UserError, match="topics.train.stepz"):
         variants.apply(load("params.yaml"), "typo", tmp_path)
+
+
+def test_the_ner_course_variant_is_the_seed_model(monkeypatch):
+    from seqnlp import variants
+    from seqnlp.tasks import ner
+    from trax import layers as tl
+
+    monkeypatch.chdir(REPO)
+    course = variants.apply(load("params.yaml"), "ner-course")["ner_gmb"]
+    assert str(ner.model(course)) == str(tl.Serial(tl.Embedding(30000, 50), tl.LSTM(50), tl.Dense(17),
+                                                   tl.LogSoftmax()))
+    assert course["train"]["learning_rate"] == 0.01 and course["train"]["lr_factors"] == "constant"
+    assert set(course["train"]["bucket_batch_sizes"]) == {64}

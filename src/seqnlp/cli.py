@@ -6,6 +6,7 @@ inside each command so that ``--help`` answers at once.
 
 import argparse
 import sys
+from pathlib import Path
 
 from seqnlp import __version__
 from seqnlp.errors import UserError
@@ -27,9 +28,7 @@ TASK_STAGES = {  # subcommand: (one-line help, longer description)
 
 
 def _task_argument(parser):
-    from seqnlp import tasks
-
-    parser.add_argument("task", choices=tasks.names(), help="which task's stage to run")
+    parser.add_argument("task", help="a task named in params.yaml's tasks: (topics, shakespeare, ner_gmb, ...)")
 
 
 def _run_data_stage(args):
@@ -60,6 +59,46 @@ def _run_classify(args):
     print(label)
     for name, probability in sorted(probabilities.items(), key=lambda item: -item[1]):
         print(f"  {name:<10} {probability:.4f}")
+
+
+def _tag_inputs(args):
+    """The texts to tag: the arguments, then the lines of --file, or of stdin when neither is given (or `-`)."""
+    texts = [text for text in args.text if text != "-"]
+    if args.file:
+        try:
+            texts += args.file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"cannot read {args.file}: {error}") from None
+    if "-" in args.text or not (args.text or args.file):
+        if sys.stdin.isatty():
+            raise UserError("give a text to tag, --file PATH, or pipe text in (one text per line)")
+        texts += sys.stdin.read().splitlines()
+    texts = [text for text in texts if text.strip()]
+    if not texts:
+        raise UserError("nothing to tag: the input is empty")
+    return texts
+
+
+def _run_tag(args):
+    import json
+
+    from seqnlp import layout, tasks
+    from seqnlp.stages.evaluate import load_trained
+
+    task, params = tasks.load(args.model), tasks.params(args.model)
+    if not hasattr(task, "tag_sentences"):
+        raise UserError(f"{args.model} is not a tagging task")
+    texts = _tag_inputs(args)
+    tagged = task.tag_sentences(params, load_trained(args.model, task, params), layout.tokens(args.model), texts)
+    if args.json:
+        print(json.dumps([{"text": text, "tokens": words, "tags": tags,
+                           "entities": [{"type": kind, "text": entity} for kind, entity in entities]}
+                          for text, (words, tags, entities) in zip(texts, tagged)], ensure_ascii=False, indent=2))
+        return
+    for words, tags, entities in tagged:
+        print(" ".join(f"{word}/{tag}" for word, tag in zip(words, tags)))
+        for kind, entity in entities:
+            print(f"  {kind}: {entity}")
 
 
 def _run_samples(args):
@@ -144,6 +183,18 @@ def build_parser():
                                  help="characters per sample (default: 200)")
     generate_parser.add_argument("--seed", type=int, default=0, help="random seed of the first sample (default: 0)")
     generate_parser.set_defaults(handler=_run_generate)
+
+    tag_parser = commands.add_parser(
+        "tag", help="print the named entities the trained NER model finds in texts",
+        description="Split each text into words the way the corpora are (punctuation and clitics apart), tag "
+                    "every word with the trained NER model (IOB2) and list the entities it finds. Texts come "
+                    "from the arguments, from --file (one per line) or from stdin (one per line).")
+    tag_parser.add_argument("text", nargs="*", help="texts to tag (`-` reads stdin)")
+    tag_parser.add_argument("--file", type=Path, help="a UTF-8 file with one text per line")
+    tag_parser.add_argument("--model", default="ner_gmb",
+                            help="which NER task's model: ner_gmb (default) or ner_conll")
+    tag_parser.add_argument("--json", action="store_true", help="print JSON: tokens, tags and entities per text")
+    tag_parser.set_defaults(handler=_run_tag)
 
     samples_parser = commands.add_parser(
         "samples", help="write the task's generated samples (the pipeline's generate stage)",

@@ -84,13 +84,13 @@ def _cross_field_errors(everything):
     """(keys, message) for each rule that one key's schema cannot express."""
     from seqnlp import tasks
 
-    known = tasks.names()
-    for index, name in enumerate(everything["tasks"]):
-        if name not in known:
-            yield ["tasks", index], f"unknown task {name!r}; known tasks: {', '.join(known)}"
+    known = tasks.modules()
+    for name, module in everything["tasks"].items():
+        if module not in known:
+            yield ["tasks", name], f"no task module {module!r}; the modules are {', '.join(known)}"
         elif name not in everything:
-            yield ["tasks", index], f"task {name!r} is listed but params.yaml has no {name}: section"
-    for name in known:
+            yield ["tasks", name], f"task {name!r} is listed but params.yaml has no {name}: section"
+    for name in everything["tasks"]:
         section = everything.get(name)
         if not isinstance(section, dict):
             continue
@@ -102,7 +102,16 @@ def _cross_field_errors(everything):
             yield ([name, "train", "bucket_batch_sizes"],
                    f"has {len(sizes)} entries; it needs one per bucket, len(bucket_boundaries) + 1 = "
                    f"{len(boundaries) + 1}")
+        corpus = section.get("download", {}).get("corpus")
         split = section.get("filter", {}).get("split")
+        if corpus is not None and (split is None) != (corpus == "conll2003"):
+            yield ([name, "filter", "split"],
+                   "conll2003 has its own split (set null)" if split else f"{corpus} needs {{valid, test}} fractions")
+        local = section.get("download", {}).get("local")
+        if corpus == "conll2003" and isinstance(local, dict) and not {"valid", "test"} <= set(local):
+            yield [name, "download", "local"], "conll2003 needs train, valid and test files"
+        if corpus == "gmb" and isinstance(local, dict) and set(local) != {"train"}:
+            yield [name, "download", "local"], "gmb takes one file: {train: PATH} (the split is made by filter)"
         if split and split["valid"] + split["test"] >= 1:
             yield ([name, "filter", "split"],
                    f"valid + test = {split['valid'] + split['test']:g} leaves no lines for training; "

@@ -34,9 +34,10 @@ MODEL_FILES = ("model.pkl.gz", "model.weights.npy.gz", "model.opt_slots0.npy.gz"
 
 
 def code_dependencies(task_name, dvc_file="dvc.yaml"):
-    """The source files dvc.yaml declares for the task's train stage."""
+    """The source files dvc.yaml declares for the task's train stage (${item} is the task's module)."""
     deps = yaml.safe_load(Path(dvc_file).read_text())["stages"]["train"]["do"]["deps"]
-    paths = [Path(dep.replace("${item}", task_name)) for dep in deps if dep.startswith("src/")]
+    module = tasks.module_name(task_name)
+    paths = [Path(dep.replace("${item}", module)) for dep in deps if dep.startswith("src/")]
     return sorted(file for path in paths for file in ([path] if path.is_file() else sorted(path.rglob("*.py"))))
 
 
@@ -68,15 +69,15 @@ def build_loop(task, params, streams, output_dir, callbacks=()):
     seed = train_params["seed"]
     train_task = training.TrainTask(
         labeled_data=streams["train"],
-        loss_layer=task.loss(),
+        loss_layer=task.loss(params),
         optimizer=trax.optimizers.Adam(train_params["learning_rate"], **train_params["adam"]),
         lr_schedule=learning_rate_schedule(train_params),
         n_steps_per_checkpoint=train_params["checkpoint_every"],
     )
     eval_task = training.EvalTask(
         labeled_data=streams["valid"],
-        metrics=[metric() for metric in task.eval_metrics],
-        metric_names=list(task.metric_names),
+        metrics=list(task.eval_metrics(params).values()),
+        metric_names=list(task.eval_metrics(params)),
         n_eval_batches=train_params["eval_batches"],
     )
     eval_every, steps = train_params["eval_every"], train_params["steps"]
@@ -156,7 +157,7 @@ def train(task_name, task, params, tokens, store, bar):
     store.prepare()
     state = store.restore_latest(trax_checkpoint_readable)
     streams = data_streams(task, params, tokens)
-    loop = build_loop(task, params, streams, store.work, [progress_bar_callback(bar, task.metric_names)])
+    loop = build_loop(task, params, streams, store.work, [progress_bar_callback(bar, list(task.eval_metrics(params)))])
     resumed_from = []
     if state is not None:
         with tqdm(total=1, desc=f"resuming at step {state['step']}: fast-forwarding the data streams",
@@ -199,9 +200,10 @@ def run(task_name):
     with tqdm(total=params["train"]["steps"], desc="training", unit=" steps") as bar:
         loop, resumed_from = train(task_name, task, params, tokens, store, bar)
     publish(task_name, params, store, loop, resumed_from)
-    write_training_log(loop.history, loop.tasks[0].loss_name, task.metric_names, layout.training_log(task_name))
+    metric_names = list(task.eval_metrics(params))
+    write_training_log(loop.history, loop.tasks[0].loss_name, metric_names, layout.training_log(task_name))
     store.remove()
-    last = {name: loop.history.get("eval", f"metrics/{name}")[-1][1] for name in task.metric_names}
+    last = {name: loop.history.get("eval", f"metrics/{name}")[-1][1] for name in metric_names}
     print(f"train {task_name}: {loop.step} steps"
           + (f" (resumed from step {', '.join(map(str, resumed_from))})" if resumed_from else "")
           + f", model {layout.model(task_name)}, validation "

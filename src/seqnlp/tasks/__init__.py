@@ -1,9 +1,12 @@
 """Tasks: one module each, exposing the same stage functions to the generic drivers in seqnlp.stages.
 
 A task module provides ``download``, ``filter``, ``tokenize`` (each ``(params, input_dir, out_dir)``
-writing into ``out_dir`` and returning a stats dict), ``model(params, mode)``, ``loss``,
-``eval_metrics``/``metric_names``, ``training_batches(params, tokens_dir, split, seed)``,
+writing into ``out_dir`` and returning a stats dict), ``model(params, mode)``, ``loss(params)``,
+``eval_metrics(params)`` (name -> metric layer), ``training_batches(params, tokens_dir, split, seed)``,
 ``evaluate(params, model, tokens_dir)`` and ``describe_data(raw_dir, filtered_dir)``.
+
+params.yaml's ``tasks:`` maps each task name (its params section, its data/, models/ and metrics) to
+the module that runs it, so one module can serve several tasks (the NER corpora).
 """
 
 import importlib
@@ -12,14 +15,31 @@ import pkgutil
 from seqnlp.errors import UserError
 
 
-def names():
+def modules():
+    """The task modules under src/seqnlp/tasks."""
     return sorted(module.name for module in pkgutil.iter_modules(__path__))
 
 
+def module_name(name):
+    """The module that runs task ``name``, from params.yaml's ``tasks:``."""
+    from seqnlp import params as params_file
+
+    listed = params_file.load()["tasks"]
+    if name not in listed:
+        raise UserError(f"unknown task {name!r}; params.yaml's tasks: are {', '.join(listed)}")
+    return listed[name]
+
+
 def load(name):
-    if name not in names():
-        raise UserError(f"unknown task {name!r}; known tasks: {', '.join(names())}")
-    return importlib.import_module(f"{__name__}.{name}")
+    return importlib.import_module(f"{__name__}.{module_name(name)}")
+
+
+def cross_entropy_metrics():
+    """The metrics of a model that ends in LogSoftmax: weighted cross-entropy and accuracy."""
+    from seqnlp.compat import trax
+
+    return {"CrossEntropy": trax.layers.WeightedCategoryCrossEntropy(),
+            "Accuracy": trax.layers.WeightedCategoryAccuracy()}
 
 
 def params(name):

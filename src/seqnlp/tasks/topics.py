@@ -19,6 +19,7 @@ from seqnlp.artifacts import load_sequences, read_json, save_sequences, write_js
 from seqnlp.batching import endless_shuffled, padded_batches
 from seqnlp.compat import Shuffle, trax
 from seqnlp.errors import DataError, SourceUnavailable, UserError
+from seqnlp.tasks import cross_entropy_metrics
 from seqnlp.sources import copy_local, copy_verified, local_file, mirror_directory
 from trax import layers as tl
 from trax.data import text_encoder
@@ -305,9 +306,12 @@ def model(params, mode="train"):
     return TopicClassifier(n_classes=len(LABELS), mode=mode, **params["model"])
 
 
-loss = tl.WeightedCategoryCrossEntropy
-eval_metrics = (tl.WeightedCategoryCrossEntropy, tl.WeightedCategoryAccuracy)
-metric_names = ("CrossEntropy", "Accuracy")
+def loss(params):
+    return tl.WeightedCategoryCrossEntropy()
+
+
+def eval_metrics(params):
+    return cross_entropy_metrics()
 
 
 # ---- batches --------------------------------------------------------------------------------------
