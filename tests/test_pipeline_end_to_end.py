@@ -37,7 +37,8 @@ SMALL = {
         "filter.max_sentences": {"train": 300, "valid": 60, "test": 60},
         "tokenize.vocab_size": 2000,
         "model.d_word": 16, "model.d_hidden": 16, "model.d_char": 8, "model.char_filters": 8,
-        "train.steps": 20, "train.eval_every": 10, "train.checkpoint_every": 10, "train.eval_batches": 2,
+        "train.steps": 60, "train.warmup_steps": 5, "train.learning_rate": 0.01, "train.eval_every": 30,
+        "train.checkpoint_every": 30, "train.eval_batches": 2,
     }.items()},
 }
 NER_TASKS = ("ner_gmb", "ner_conll")
