@@ -40,16 +40,25 @@ SMALL = {
         "train.steps": 60, "train.warmup_steps": 5, "train.learning_rate": 0.01, "train.eval_every": 30,
         "train.checkpoint_every": 30, "train.eval_batches": 2,
     }.items()},
+    "questions.filter.max_pairs": {"train": 400, "valid": 100, "test": 200},
+    "questions.tokenize.vocab_size": 1000,
+    "questions.tokenize.subwords": {"n_min": 3, "n_max": 5, "per_word": 8, "buckets": 1000},
+    "questions.model.d_model": 16,
+    "questions.train.steps": 20,
+    "questions.train.eval_every": 10,
+    "questions.train.checkpoint_every": 10,
+    "questions.train.eval_batches": 2,
 }
 NER_TASKS = ("ner_gmb", "ner_conll")
 
 
-def run(command, cwd, stdin=None):
+def run(command, cwd, stdin=None, expect=0):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "SEQNLP_DATA_MIRROR": str(MIRROR)}
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, input=stdin)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-    return result.stdout
+    assert result.returncode == expect, \
+        f"{' '.join(command)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result.stdout if expect == 0 else result.stderr
 
 
 def small_copy(destination):
@@ -102,6 +111,16 @@ def test_dvc_repro_leaves_a_clean_status_and_tracked_metrics(dvc_run):
         assert ner["data"] == {**ner["data"], "corpus": corpus, "source": "mirror", "is_subset": True,
                                "train_sentences": 300}
         assert json.loads((dvc_run / f"plots/{task}/eval/entity_confusion.json").read_text())
+    pairs = shown["metrics/questions.json"]["data"]
+    assert pairs["test_pairs"] == 200 and pairs["valid"]["pairs"] == 100
+    assert 0 <= pairs["accuracy"] <= 1 and 0 <= pairs["roc_auc"] <= 1 and -1 <= pairs["threshold"] <= 1
+    # the mirror's 83 + 72 lines of broken UTF-8 are counted though only a sample of the pairs is used
+    assert pairs["data"] == {**pairs["data"], "source": "mirror", "train_is_subset": True, "train_pairs": 400,
+                             "broken_utf8_lines": 155}
+    histogram = json.loads((dvc_run / "plots/questions/eval/similarity_histogram.json").read_text())
+    assert sum(row["duplicates"] + row["non_duplicates"] for row in histogram) == 200
+    index = json.loads((dvc_run / "data/questions/index/index.json").read_text())
+    assert index["questions"] == len(json.loads((dvc_run / "data/questions/index/questions.json").read_text()))
 
 
 def test_a_second_repro_has_nothing_to_do(dvc_run):
@@ -117,7 +136,8 @@ def test_snakemake_runs_the_same_stages_and_makes_the_same_artifacts(dvc_run, sn
         assert dvc_lock[stage]["cmd"] == snakemake_lock[stage]["cmd"]
         if stage.split("@")[0] in ("download", "filter", "tokenize"):
             assert dvc_lock[stage]["outs"] == snakemake_lock[stage]["outs"], stage
-    for metrics in ("metrics/topics.json", "metrics/shakespeare.json", *(f"metrics/{task}.json" for task in NER_TASKS)):
+    for metrics in ("metrics/topics.json", "metrics/shakespeare.json", "metrics/questions.json",
+                    *(f"metrics/{task}.json" for task in NER_TASKS)):
         by_dvc = json.loads((dvc_run / metrics).read_text())
         by_snakemake = json.loads((snakemake_run / metrics).read_text())
         assert by_dvc.keys() == by_snakemake.keys()
@@ -161,3 +181,26 @@ def test_tag_prints_tokens_tags_and_entities(dvc_run):
             assert not tag.startswith("I-") or previous[2:] == tag[2:]
     plain = run(["seqnlp", "tag", "-"], dvc_run, stdin="Mr. Smith flew to Paris.\n\nShe stayed.\n")
     assert plain.splitlines()[0].startswith("Mr./") and "She/" in plain
+
+
+def test_duplicates_and_similar_answer_from_the_trained_model_and_its_index(dvc_run):
+    threshold = json.loads((dvc_run / "metrics/questions.json").read_text())["threshold"]
+    [pair] = json.loads(run(["seqnlp", "duplicates", "--json", "How do I learn Python?",
+                             "What is the best way to learn Python?"], dvc_run))
+    assert -1 <= pair["similarity"] <= 1 and pair["threshold"] == threshold
+    assert pair["duplicate"] == (pair["similarity"] > threshold)
+    many = run(["seqnlp", "duplicates"], dvc_run, stdin="How do I learn Python?\tHow to learn Python?\n\n"
+                                                        "Why is the sky blue?\tWhat is love?\n")
+    assert many.count("threshold") == 2
+    assert "empty" in run(["seqnlp", "duplicates", "How do I learn Python?", ""], dvc_run, expect=1)
+    assert "stdin:1: expected `question1 TAB question2`" in run(["seqnlp", "duplicates"], dvc_run,
+                                                                 stdin="one question only\n", expect=1)
+    [unknown] = json.loads(run(["seqnlp", "duplicates", "--json", "Qwzx vbnm?", "How do I learn Python?"], dvc_run))
+    assert unknown["known_words"][0] == 1  # only "?": compared by the n-grams of its unseen words
+    assert unknown["duplicate"] == (unknown["similarity"] > threshold)
+    seen = set(json.loads((dvc_run / "data/questions/index/questions.json").read_text()))
+    nearest = json.loads(run(["seqnlp", "similar", "--json", "--top", "3", "How can I lose weight fast?"], dvc_run))
+    assert len(nearest) == 3 and {entry["question"] for entry in nearest} <= seen
+    assert [entry["similarity"] for entry in nearest] == sorted((e["similarity"] for e in nearest), reverse=True)
+    [itself] = json.loads(run(["seqnlp", "similar", "--json", "--top", "1", sorted(seen)[0]], dvc_run))
+    assert itself["similarity"] == pytest.approx(1.0, abs=1e-4)

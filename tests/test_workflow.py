@@ -42,7 +42,7 @@ def test_every_dvc_stage_command_is_a_cli_subcommand():
 
 def test_help_explains_every_subcommand(capsys):
     for command in ("download", "filter", "tokenize", "train", "evaluate", "classify", "generate", "tag", "samples",
-                    "variant"):
+                    "variant", "duplicates", "similar", "index"):
         with pytest.raises(SystemExit) as exit_:
             build_parser().parse_args([command, "--help"])
         assert exit_.value.code == 0
@@ -94,3 +94,19 @@ def test_the_ner_course_variant_is_the_seed_model(monkeypatch):
                                                    tl.LogSoftmax()))
     assert course["train"]["learning_rate"] == 0.01 and course["train"]["lr_factors"] == "constant"
     assert set(course["train"]["bucket_batch_sizes"]) == {64}
+
+
+def test_the_questions_course_variant_is_the_seed_model(monkeypatch):
+    from seqnlp import variants
+    from seqnlp.tasks import questions
+    from trax import layers as tl
+
+    monkeypatch.chdir(REPO)
+    course = variants.apply(load("params.yaml"), "questions-course")["questions"]
+    vocab_size = course["tokenize"]["vocab_size"]
+    encoder = tl.Serial(tl.Fn("WordIds", lambda ids: ids), tl.Embedding(vocab_size, 128), tl.LSTM(128), tl.Mean(axis=1),
+                        tl.Fn("Normalize", lambda x: x))
+    assert str(questions.model(course)) == str(tl.Serial(tl.Parallel(encoder, encoder)))
+    assert course["model"]["pair_loss_weight"] == 0 and course["model"]["triplet_margin"] == 0.25
+    assert course["tokenize"]["subwords"] is None
+    assert course["train"]["learning_rate"] == 0.01 and set(course["train"]["bucket_batch_sizes"]) == {256}

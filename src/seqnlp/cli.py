@@ -101,6 +101,84 @@ def _run_tag(args):
             print(f"  {kind}: {entity}")
 
 
+def _pair_inputs(args):
+    """Question pairs: the two arguments, else the lines of --file, or of stdin, as `question1 TAB question2`."""
+    if args.questions:
+        if len(args.questions) != 2:
+            raise UserError(f"give two questions (or --file / stdin), got {len(args.questions)}")
+        return [tuple(args.questions)]
+    if args.file:
+        try:
+            lines, source = args.file.read_text(encoding="utf-8").splitlines(), str(args.file)
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"cannot read {args.file}: {error}") from None
+    else:
+        if sys.stdin.isatty():
+            raise UserError("give two questions, --file PATH, or pipe in lines of `question1 TAB question2`")
+        lines, source = sys.stdin.read().splitlines(), "stdin"
+    pairs = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise UserError(f"{source}:{number}: expected `question1 TAB question2`, found {len(fields)} field(s)")
+        pairs.append((fields[0], fields[1]))
+    if not pairs:
+        raise UserError(f"nothing to compare: {source} has no pairs")
+    return pairs
+
+
+def _question_model():
+    from seqnlp import layout, tasks
+    from seqnlp.stages.evaluate import load_trained
+
+    task, params = tasks.load("questions"), tasks.params("questions")
+    encoder = task.QuestionEncoder(params, load_trained("questions", task, params), layout.tokens("questions"))
+    return task, encoder, task.QuestionIndex(layout.index("questions"))
+
+
+def _run_duplicates(args):
+    import json
+
+    task, encoder, index = _question_model()
+    judged = task.judge_pairs(encoder, index.threshold, _pair_inputs(args))
+    if args.json:
+        print(json.dumps(judged, ensure_ascii=False, indent=2))
+        return
+    for pair in judged:
+        verdict = {True: "duplicate", False: "not duplicate",
+                   None: "cannot tell: a question has no word the model knows"}[pair["duplicate"]]
+        unknown = " ".join(f"(question {n + 1}: no known word, compared by its character n-grams only)"
+                           for n, count in enumerate(pair["known_words"]) if not count and pair["duplicate"] is not None)
+        print(f"{pair['similarity']:.4f}  {verdict} (threshold {pair['threshold']:.4f}) {unknown}".rstrip())
+        if len(judged) > 1:
+            print(f"  {pair['question1']}\n  {pair['question2']}")
+
+
+def _run_similar(args):
+    import json
+
+    _, encoder, index = _question_model()
+    vectors, known_words, meaningful = encoder([args.question])
+    if not meaningful[0]:
+        print("note: no word of the question is in the model's vocabulary; the neighbours mean nothing",
+              file=sys.stderr)
+    nearest = index.nearest(vectors[0], args.top)
+    if args.json:
+        print(json.dumps([{"question": text, "similarity": similarity} for text, similarity in nearest],
+                         ensure_ascii=False, indent=2))
+        return
+    for text, similarity in nearest:
+        print(f"{similarity:.4f}  {text}")
+
+
+def _run_index(args):
+    from seqnlp.stages import index
+
+    index.run(args.task)
+
+
 def _run_samples(args):
     from seqnlp.stages import samples
 
@@ -195,6 +273,32 @@ def build_parser():
                             help="which NER task's model: ner_gmb (default) or ner_conll")
     tag_parser.add_argument("--json", action="store_true", help="print JSON: tokens, tags and entities per text")
     tag_parser.set_defaults(handler=_run_tag)
+
+    duplicates_parser = commands.add_parser(
+        "duplicates", help="say whether two questions are duplicates, with the trained Siamese model",
+        description="Print the cosine similarity of two questions' encodings and the verdict at the threshold "
+                    "chosen on the validation split. Pairs come from the two arguments, from --file or from "
+                    "stdin (one `question1 TAB question2` per line).")
+    duplicates_parser.add_argument("questions", nargs="*", help="two questions")
+    duplicates_parser.add_argument("--file", type=Path, help="a UTF-8 file of `question1 TAB question2` lines")
+    duplicates_parser.add_argument("--json", action="store_true", help="print JSON: similarity and verdict per pair")
+    duplicates_parser.set_defaults(handler=_run_duplicates)
+
+    similar_parser = commands.add_parser(
+        "similar", help="find the questions most similar to a question among those the model has seen",
+        description="Encode QUESTION and print the most similar questions of the training and validation "
+                    "pairs (the index stage's data/questions/index), with their cosine similarity.")
+    similar_parser.add_argument("question", help="a question")
+    similar_parser.add_argument("--top", type=_positive_int, default=5, help="how many questions (default: 5)")
+    similar_parser.add_argument("--json", action="store_true", help="print JSON: question and similarity")
+    similar_parser.set_defaults(handler=_run_similar)
+
+    index_parser = commands.add_parser(
+        "index", help="encode the questions the model has seen, for `similar` (the pipeline's index stage)",
+        description="Write data/TASK/index: the unit vectors of every distinct training and validation "
+                    "question and the threshold chosen on validation.")
+    index_parser.add_argument("task", choices=["questions"], help="a retrieval task")
+    index_parser.set_defaults(handler=_run_index)
 
     samples_parser = commands.add_parser(
         "samples", help="write the task's generated samples (the pipeline's generate stage)",

@@ -38,3 +38,8 @@ def samples(task):
 def checkpoints(task):
     """In-progress training state; outside the declared outputs, so that no tool deletes it before a rerun."""
     return Path("checkpoints") / task
+
+
+def index(task):
+    """The encoded questions a retrieval task searches, built from its trained model."""
+    return Path("data") / task / "index"

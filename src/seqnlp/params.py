@@ -125,6 +125,10 @@ def _cross_field_errors(everything):
                 yield ([name, "filter", "max_rows", "train"],
                        f"{train_rows} rows with validation_fraction {fraction:g} leave {held_out} validation and "
                        f"{train_rows - held_out} training rows; both need at least one")
+        subwords = section.get("tokenize", {}).get("subwords")
+        if isinstance(subwords, dict) and subwords.get("n_min", 0) > subwords.get("n_max", 0):
+            yield ([name, "tokenize", "subwords", "n_min"],
+                   f"{subwords['n_min']} is above n_max {subwords['n_max']}: no n-gram length is left")
         model_vocab = section.get("model", {}).get("vocab_size")
         token_vocab = section.get("tokenize", {}).get("vocab_size")
         if model_vocab is not None and token_vocab is not None and model_vocab < token_vocab:
