@@ -61,18 +61,26 @@ def _run_classify(args):
         print(f"  {name:<10} {probability:.4f}")
 
 
+def _read_lines(path, usage=None):
+    """The lines of the UTF-8 file ``path``, or of stdin when it is None (``usage`` says what to give when
+    stdin is a terminal), and the name errors cite them by."""
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8").splitlines(), str(path)
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"cannot read {path}: {error}") from None
+    if sys.stdin.isatty():
+        raise UserError(usage)
+    return sys.stdin.read().splitlines(), "stdin"
+
+
 def _tag_inputs(args):
     """The texts to tag: the arguments, then the lines of --file, or of stdin when neither is given (or `-`)."""
     texts = [text for text in args.text if text != "-"]
     if args.file:
-        try:
-            texts += args.file.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as error:
-            raise UserError(f"cannot read {args.file}: {error}") from None
+        texts += _read_lines(args.file)[0]
     if "-" in args.text or not (args.text or args.file):
-        if sys.stdin.isatty():
-            raise UserError("give a text to tag, --file PATH, or pipe text in (one text per line)")
-        texts += sys.stdin.read().splitlines()
+        texts += _read_lines(None, "give a text to tag, --file PATH, or pipe text in (one text per line)")[0]
     texts = [text for text in texts if text.strip()]
     if not texts:
         raise UserError("nothing to tag: the input is empty")
@@ -107,15 +115,8 @@ def _pair_inputs(args):
         if len(args.questions) != 2:
             raise UserError(f"give two questions (or --file / stdin), got {len(args.questions)}")
         return [tuple(args.questions)]
-    if args.file:
-        try:
-            lines, source = args.file.read_text(encoding="utf-8").splitlines(), str(args.file)
-        except (OSError, UnicodeDecodeError) as error:
-            raise UserError(f"cannot read {args.file}: {error}") from None
-    else:
-        if sys.stdin.isatty():
-            raise UserError("give two questions, --file PATH, or pipe in lines of `question1 TAB question2`")
-        lines, source = sys.stdin.read().splitlines(), "stdin"
+    lines, source = _read_lines(args.file,
+                                "give two questions, --file PATH, or pipe in lines of `question1 TAB question2`")
     pairs = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
