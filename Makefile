@@ -5,7 +5,7 @@ VENV := .venv
 INSTALLED := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro test benchmark
+.PHONY: setup repro test regenerate benchmark
 
 setup: $(INSTALLED)
 
@@ -23,6 +23,11 @@ repro: setup
 
 test: setup
 	pytest
+
+# Rerun the pipeline in a clean clone of HEAD (run-cache reuse; REGENERATE_FLAGS=--from-scratch reruns all)
+# and check the metrics it makes against the committed ones.
+regenerate: setup
+	seqnlp regenerate $(REGENERATE_FLAGS)
 
 benchmark: setup
 	python benchmarks/pipeline.py

@@ -206,6 +206,29 @@ def _run_variant(args):
     print(" ".join(variants.dvc_set_params(args.name)))
 
 
+def _run_regenerate(args):
+    from seqnlp import regenerate
+    from seqnlp.params import repository_root
+
+    mismatches, files, seconds, clone = regenerate.regenerate(
+        repository_root(), args.rev, args.from_scratch, args.task, args.workdir, args.keep)
+    kept = f"; the clone is kept in {clone}" if args.keep else ""
+    if mismatches:
+        for mismatch in mismatches:
+            print(mismatch)
+        raise UserError(f"{len(mismatches)} metric(s) of {args.rev} did not regenerate within "
+                        f"{regenerate.TOLERANCES} ({seconds:.0f} s{kept})")
+    print(f"{len(files)} metrics file(s) of {args.rev} regenerated within {regenerate.TOLERANCES}: "
+          f"{', '.join(files)} ({seconds:.0f} s{kept})")
+
+
+def _run_report(args):
+    from seqnlp import report
+
+    images = report.write_report(args.base, args.output)
+    print(f"wrote {args.output} and {len(images)} plot image(s) under {args.output.parent / (args.output.stem + '-plots')}")
+
+
 def _non_negative(text):
     try:
         value = float(text)
@@ -307,6 +330,33 @@ def build_parser():
                     "task's `generate` params.")
     samples_parser.add_argument("task", choices=["shakespeare"], help="a task with a generative model")
     samples_parser.set_defaults(handler=_run_samples)
+
+    regenerate_parser = commands.add_parser(
+        "regenerate", help="rerun the pipeline in a clean clone and check the committed metrics",
+        description="Clone REV into a clean workspace that shares this checkout's DVC cache, run `dvc repro` "
+                    "there (stages whose code, params and data are unchanged come back from the run-cache; "
+                    "--from-scratch reruns them all) and compare the metrics it makes with the committed "
+                    "metrics/*.json. Exits 1 naming each metric that moved further than tolerances.yaml allows.")
+    regenerate_parser.add_argument("--rev", default="HEAD", help="the commit to regenerate (default: HEAD)")
+    regenerate_parser.add_argument("--from-scratch", action="store_true",
+                                   help="rerun every stage (dvc repro --force) instead of reusing the run-cache")
+    regenerate_parser.add_argument("--task", action="append", default=[],
+                                   help="regenerate and compare only this task's stages (repeatable)")
+    regenerate_parser.add_argument("--workdir", type=Path,
+                                   help="where to clone (default: a new temporary folder)")
+    regenerate_parser.add_argument("--keep", action="store_true", help="keep the clone afterwards")
+    regenerate_parser.set_defaults(handler=_run_regenerate)
+
+    report_parser = commands.add_parser(
+        "report", help="write a markdown report of the workspace's metrics, params and plots against a revision",
+        description="Write REPORT (default report.md): per task, the headline metrics of the workspace beside "
+                    "those of BASE, the change, and their anchors (goals, course and peer figures from "
+                    "anchors.yaml); every changed metric (dvc metrics diff) and param (dvc params diff); and "
+                    "each plot of dvc.yaml with both revisions, rendered to PNG in REPORT's folder.")
+    report_parser.add_argument("--base", required=True, help="the revision to compare with (a commit, branch or tag)")
+    report_parser.add_argument("--output", type=Path, default=Path("report.md"), metavar="REPORT",
+                               help="the markdown file to write (default: report.md)")
+    report_parser.set_defaults(handler=_run_report)
 
     variant_parser = commands.add_parser(
         "variant", help="print the `dvc exp run` flags of a named variant",

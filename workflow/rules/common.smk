@@ -1,10 +1,12 @@
+import os
 from pathlib import Path
 
+import networkx
 from dvc.dependency.param import ParamsDependency
 from dvc.repo import Repo
 
 
-def _as_output(path):
+def as_output(path):
     # dvc.yaml names directories and files alike; by this project's convention only files have a suffix.
     return directory(path) if not Path(path).suffix else path
 
@@ -21,22 +23,71 @@ def _params_read_by(stage):
     return values
 
 
-def load_dvc_stages():
-    """Every stage of dvc.yaml, with DVC's own foreach expansion: name, cmd, inputs, outputs, params."""
-    with Repo(workflow.basedir + "/..") as repo:
-        return [
-            {
-                "name": stage.addressing.replace("@", "_"),
-                "cmd": stage.cmd,
-                "input": [dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)],
-                "output": [_as_output(out.def_path) for out in stage.outs],
-                "params": _params_read_by(stage),
-            }
-            for stage in repo.index.stages
-        ]
+def load_dvc_stages(repo):
+    """Every stage of dvc.yaml, with DVC's own foreach expansion, upstream stages first."""
+    # DVC's graph points from a stage to the stages it depends on.
+    upstream_first = reversed(list(networkx.topological_sort(repo.index.graph)))
+    return [
+        {
+            "name": stage.addressing.replace("@", "_"),
+            "addressing": stage.addressing,
+            "cmd": stage.cmd,
+            "input": [dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)],
+            "output": [out.def_path for out in stage.outs],
+            "params": _params_read_by(stage),
+        }
+        for stage in upstream_first
+    ]
 
 
-DVC_STAGES = load_dvc_stages()
+def _timestamp_path(path):
+    """The file whose mtime Snakemake reads for ``path``: a directory output's marker file if it has one."""
+    marker = path / ".snakemake_timestamp"
+    return marker if path.is_dir() and marker.exists() else path
+
+
+LONG_AGO = 86400.0  # a day after the epoch: Snakemake reads a zero mtime as none at all
+
+
+def align_timestamps_with_dvc(repo, stages):
+    """Let Snakemake see what DVC sees, so that the two never disagree on what is out of date.
+
+    DVC decides by content hash and restores files (`dvc pull`, `dvc checkout`, a fresh clone) with
+    whatever modification times the checkout gives them; Snakemake decides by modification time. So,
+    before Snakemake plans, the outputs of each stage that DVC finds up to date are made newer than
+    their inputs (upstream first), and those of each stage that DVC finds changed are made older than
+    any input, so that Snakemake reruns exactly that stage and what depends on it, even in a fresh clone
+    where it has no record of params and code of its own.
+    """
+    changed = repo.status()
+    seen = {}
+
+    def mtime(path):
+        if path not in seen:
+            seen[path] = _timestamp_path(path).stat().st_mtime if path.exists() else None
+        return seen[path]
+
+    for stage in stages:
+        outputs = [Path(output) for output in stage["output"] if Path(output).exists()]
+        if not outputs:
+            continue
+        if stage["addressing"] in changed:
+            newest = LONG_AGO
+        else:
+            inputs = [mtime(Path(path)) for path in stage["input"]]
+            newest = max((time for time in inputs if time is not None), default=0.0)
+            if min(mtime(output) for output in outputs) > newest:
+                continue
+            newest += 0.001
+        for output in outputs:
+            os.utime(_timestamp_path(output), (newest, newest))
+            seen[output] = newest
+
+
+with Repo(workflow.basedir + "/..") as dvc_repo:
+    DVC_STAGES = load_dvc_stages(dvc_repo)
+    if workflow.is_main_process:
+        align_timestamps_with_dvc(dvc_repo, DVC_STAGES)
 
 
 def all_outputs():
