@@ -160,6 +160,8 @@ def regenerate(root, rev="HEAD", from_scratch=False, tasks=(), workdir=None, kee
         subprocess.run([*DVC, "cache", "dir", "--local", _cache_dir(root)], cwd=clone, check=True)
         metrics_files = [file for file in _metrics_files(clone) if not tasks or Path(file).stem in tasks]
         committed = {file: json.loads((clone / file).read_text()) for file in metrics_files if (clone / file).exists()}
+        for file in committed:  # what is compared must come from a run (or its run-cache record), never from git
+            (clone / file).unlink()
         command = [*DVC, "repro", *(["--force"] if from_scratch else []), *(_stages_of(clone, tasks) if tasks else [])]
         shown = " ".join(["dvc", *command[3:]])
         print(f"regenerating {commit[:12]} in {clone}: {shown}", file=sys.stderr, flush=True)
