@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from seqnlp import layout
 from seqnlp.errors import UserError
 
 TOLERANCES = Path("tolerances.yaml")
@@ -108,18 +109,18 @@ def _cache_dir(root):
         return repo.cache.local_cache_dir
 
 
-def _metrics_files(root):
+def _pipeline(root):
+    """The stage names as dvc.yaml gives them (`train@topics`; `addressing` would be relative to the cwd)
+    and the metrics files the stages write."""
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        return sorted(out.def_path for stage in repo.index.stages for out in stage.outs if out.metric)
+        stages = list(repo.index.stages)
+        return [stage.name for stage in stages], sorted(out.def_path for stage in stages for out in stage.outs
+                                                        if out.metric)
 
 
-def _stages_of(root, tasks):
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:  # names as in dvc.yaml (`train@topics`); `addressing` is relative to the cwd
-        names = [stage.name for stage in repo.index.stages]
+def _stages_of(names, tasks):
     known = {name.split("@")[-1] for name in names}
     unknown = sorted(set(tasks) - known)
     if unknown:
@@ -158,11 +159,14 @@ def regenerate(root, rev="HEAD", from_scratch=False, tasks=(), workdir=None, kee
         _git("checkout", "--quiet", commit, cwd=clone)
         # One cache for both: the clone restores what the run-cache knows and adds what it makes.
         subprocess.run([*DVC, "cache", "dir", "--local", _cache_dir(root)], cwd=clone, check=True)
-        metrics_files = [file for file in _metrics_files(clone) if not tasks or Path(file).stem in tasks]
+        stage_names, metrics_files = _pipeline(clone)
+        targets = _stages_of(stage_names, tasks) if tasks else []
+        wanted = {str(layout.metrics(task)) for task in tasks}
+        metrics_files = [file for file in metrics_files if not tasks or file in wanted]
         committed = {file: json.loads((clone / file).read_text()) for file in metrics_files if (clone / file).exists()}
         for file in committed:  # what is compared must come from a run (or its run-cache record), never from git
             (clone / file).unlink()
-        command = [*DVC, "repro", *(["--force"] if from_scratch else []), *(_stages_of(clone, tasks) if tasks else [])]
+        command = [*DVC, "repro", *(["--force"] if from_scratch else []), *targets]
         shown = " ".join(["dvc", *command[3:]])
         print(f"regenerating {commit[:12]} in {clone}: {shown}", file=sys.stderr, flush=True)
         if subprocess.run(command, cwd=clone, env=_environment(clone)).returncode != 0:

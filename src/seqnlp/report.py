@@ -99,12 +99,14 @@ def write_report(base, output):
     lines = [f"# Metrics report: the workspace against `{base}`", "",
              f"Made by `seqnlp report --base {base}` from the DVC metrics, params and plots of both revisions. "
              "Anchors are the goals and reference figures of `anchors.yaml`.", ""]
+    changed = _dvc("metrics", "diff", base, "--md").strip().splitlines()
+    header, changed_rows = changed[:2], changed[2:]  # one table for all files; its first column is the path
     for task in task_names:
         file = str(layout.metrics(task))
         lines += [f"## {task}", "", headline_table(base, metrics.get(file, {}), anchors.get(task, {})), ""]
-        changed = _dvc("metrics", "diff", base, "--md", "--targets", file).strip()
+        rows = [row for row in changed_rows if row.split("|")[1].strip() == file]
         lines += ["<details><summary>every metric that changed (dvc metrics diff)</summary>", "",
-                  _table_or(changed, "No metric changed."), "", "</details>", ""]
+                  "\n".join(header + rows) if rows else "No metric changed.", "", "</details>", ""]
     params = _dvc("params", "diff", base, "--md").strip()
     lines += ["## Params that changed", "", _table_or(params, "No param changed."), "", "## Plots", ""]
     images = render_plots(base, output.parent / f"{output.stem}-plots")
