@@ -5,7 +5,7 @@ VENV := .venv
 INSTALLED := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro test regenerate benchmark
+.PHONY: setup cluster-packages repro test slice regenerate benchmark
 
 setup: $(INSTALLED)
 
@@ -21,8 +21,22 @@ $(INSTALLED): requirements.lock pyproject.toml
 repro: setup
 	dvc repro
 
-test: setup
+# Debian's SLURM and munge, for the end-to-end test that runs the pipeline on a single-node cluster
+# (installed once; as root, or through sudo).
+cluster-packages:
+	@test -x /usr/sbin/slurmctld -a -x /usr/sbin/slurmd -a -x /usr/sbin/munged -a -x /usr/bin/sbatch || { \
+	  sudo=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge; }
+
+test: setup cluster-packages
 	pytest
+
+# The whole pipeline on the small slice of .test/config/params.yaml, in a copy under .test/run (minutes).
+slice: setup
+	rm -rf .test/run
+	seqnlp slice .test/run
+	cd .test/run && snakemake --profile workflow/profiles/default
 
 # Rerun the pipeline in a clean clone of HEAD (run-cache reuse; REGENERATE_FLAGS=--from-scratch reruns all)
 # and check the metrics it makes against the committed ones.

@@ -1,28 +1,50 @@
-"""Wall time of each pipeline stage, then of a no-op `dvc repro` (goal: <= 3 s).
+"""Wall time and peak memory of each pipeline stage, then the time of a no-op `dvc repro` (goal: <= 3 s).
 
-    python benchmarks/pipeline.py            # times the stages that are out of date, then the no-op
-    python benchmarks/pipeline.py --fresh    # deletes data/ and models/ first, so every stage runs
+    python benchmarks/pipeline.py            # measures the stages that are out of date, then the no-op
+    python benchmarks/pipeline.py --fresh    # deletes data/ and models/ and forces every stage to run
 
 Run from the repository root with the environment set up (`make setup`) and, offline,
 SEQNLP_DATA_MIRROR pointing at the data mirror. Each stage runs through `dvc repro --single-item`,
-so the timings include what a user waits for: start-up, imports and DVC's own bookkeeping.
+so the timings include what a user waits for: start-up, imports and DVC's own bookkeeping. The peak
+memory is the largest resident set of any process the stage ran (the stage's command, or DVC itself),
+the figure that `workflow/resources.yaml` sizes each stage's `mem_mb` from; beside both, what that file
+declares for the stage, and a `!` where a measurement exceeds it.
 """
 
 import argparse
+import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
+
+import yaml
+
+RESOURCES = Path("workflow/resources.yaml")
 
 
-def timed(command):
+def declared_resources(stage):
+    """What workflow/resources.yaml gives ``stage`` (e.g. train@topics): default, then kind, then name."""
+    declared = yaml.safe_load(RESOURCES.read_text())
+    return {**declared["default"], **declared["stages"].get(stage.split("@")[0], {}),
+            **declared["stages"].get(stage, {})}
+
+
+def measured(command):
+    """Wall seconds and peak resident MB of ``command`` and every process it waited for."""
     started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, command)
+    return time.perf_counter() - started, usage.ru_maxrss / 1024  # Linux reports kilobytes
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fresh", action="store_true", help="delete data/ and models/ so that every stage runs")
+    parser.add_argument("--fresh", action="store_true",
+                        help="delete data/ and models/ and force every stage to run (no run-cache)")
     parser.add_argument("--noop-runs", type=int, default=3, help="how many no-op `dvc repro` runs to time")
     args = parser.parse_args()
     if args.fresh:
@@ -30,10 +52,16 @@ def main():
             shutil.rmtree(directory, ignore_errors=True)
     stages = [line.split()[0] for line in subprocess.run(["dvc", "stage", "list"], check=True, capture_output=True,
                                                          text=True).stdout.splitlines()]
-    print(f"{'stage':<24} {'wall s':>8}")
+    print(f"{'stage':<24} {'wall s':>8} {'peak MB':>8}   declared: {'runtime s':>9} {'mem_mb':>7}")
+    started = time.perf_counter()
     for stage in stages:
-        print(f"{stage:<24} {timed(['dvc', 'repro', '--single-item', stage]):>8.1f}", flush=True)
-    noop = [timed(["dvc", "repro"]) for _ in range(args.noop_runs)]
+        wall, peak = measured(["dvc", "repro", "--single-item", *(["--force"] if args.fresh else []), stage])
+        declared = declared_resources(stage)
+        over = "!" if wall > 60 * declared["runtime"] or peak > declared["mem_mb"] else ""
+        print(f"{stage:<24} {wall:>8.1f} {peak:>8.0f}             {60 * declared['runtime']:>9} "
+              f"{declared['mem_mb']:>7} {over}", flush=True)
+    print(f"{'all stages':<24} {time.perf_counter() - started:>8.1f}")
+    noop = [measured(["dvc", "repro"])[0] for _ in range(args.noop_runs)]
     print(f"{'no-op dvc repro':<24} {min(noop):>8.2f}  (best of {len(noop)}; goal <= 3 s)")
 
 

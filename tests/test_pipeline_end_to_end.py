@@ -1,9 +1,10 @@
-"""The real pipeline on a small slice of the mirror data, through `dvc repro` and through Snakemake."""
+"""The real pipeline on a small slice of the mirror data (.test/config/params.yaml), through `dvc repro`, through
+Snakemake on a real single-node SLURM, and through Snakemake locally in a clone that pulled the results."""
 
+import gzip
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,45 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+import slurm_cluster
 from conftest import MIRROR, REPO
-from seqnlp import regenerate, variants
+from seqnlp import regenerate, small_slice
 
 pytestmark = pytest.mark.slow
 
-GENERATED = ("dvc.lock", "metrics", "plots", "samples", "data", "models", ".dvc/cache", ".dvc/tmp")
-SMALL = {
-    "topics.filter.max_rows": {"train": 800, "test": 300},
-    "topics.tokenize.vocab_size": 600,
-    "topics.model.vocab_size": 600,
-    "topics.model.ngram_order": 2,
-    "topics.model.ngram_buckets": 1000,
-    "topics.train.steps": 30,
-    "topics.train.eval_every": 15,
-    "topics.train.checkpoint_every": 15,
-    "topics.train.eval_batches": 2,
-    "shakespeare.model.d_model": 32,
-    "shakespeare.train.steps": 20,
-    "shakespeare.train.eval_every": 10,
-    "shakespeare.train.checkpoint_every": 10,
-    "shakespeare.train.eval_batches": 2,
-    "shakespeare.evaluate.folio_lines": 200,
-    "shakespeare.generate.length": 40,
-    **{f"{task}.{key}": value for task in ("ner_gmb", "ner_conll") for key, value in {
-        "filter.max_sentences": {"train": 300, "valid": 60, "test": 60},
-        "tokenize.vocab_size": 2000,
-        "model.d_word": 16, "model.d_hidden": 16, "model.d_char": 8, "model.char_filters": 8,
-        "train.steps": 60, "train.warmup_steps": 5, "train.learning_rate": 0.01, "train.eval_every": 30,
-        "train.checkpoint_every": 30, "train.eval_batches": 2,
-    }.items()},
-    "questions.filter.max_pairs": {"train": 400, "valid": 100, "test": 200},
-    "questions.tokenize.vocab_size": 1000,
-    "questions.tokenize.subwords": {"n_min": 3, "n_max": 5, "per_word": 8, "buckets": 1000},
-    "questions.model.d_model": 16,
-    "questions.train.steps": 20,
-    "questions.train.eval_every": 10,
-    "questions.train.checkpoint_every": 10,
-    "questions.train.eval_batches": 2,
-}
 NER_TASKS = ("ner_gmb", "ner_conll")
 
 
@@ -66,21 +34,8 @@ def run(command, cwd, stdin=None, expect=0):
 
 
 def small_copy(destination):
-    """A git repository holding this project's files (not its results) and params for a small slice."""
-    tracked = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).splitlines()
-    for name in tracked:
-        if name.split("/")[0] in GENERATED or name == "dvc.lock" or not (REPO / name).is_file():
-            continue
-        (destination / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, destination / name)
-    params = yaml.safe_load((destination / "params.yaml").read_text())
-    for dotted, value in SMALL.items():
-        variants.set_param(params, dotted, value)
-    (destination / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "init", "-q"], destination)
-    run(["git", "add", "-A"], destination)
-    run(["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "small slice"], destination)
-    return destination
+    """The project's code and config (not its results) with the params of .test/config/params.yaml."""
+    return small_slice.make(destination, source=REPO)
 
 
 @pytest.fixture(scope="module")
@@ -90,11 +45,48 @@ def dvc_run(tmp_path_factory):
     return root
 
 
+def mirror_without(tmp_path, entry):
+    """The data mirror with one of its entries missing, so that the stages reading it fail."""
+    partial = tmp_path / f"mirror-without-{entry}"
+    partial.mkdir()
+    for item in MIRROR.iterdir():
+        if item.name != entry:
+            (partial / item.name).symlink_to(item)
+    return partial
+
+
+SLURM = ["snakemake", "--profile", "workflow/profiles/slurm"]
+
+
 @pytest.fixture(scope="module")
-def snakemake_run(tmp_path_factory):
-    root = small_copy(tmp_path_factory.mktemp("snakemake"))
-    run(["snakemake", "-s", "workflow/Snakefile", "--cores", "2"], root)
-    return root
+def slurm_run(tmp_path_factory):
+    """The small slice through the unchanged SLURM profile on a real single-node SLURM: first with the AG News
+    files missing from the mirror (so the topics branch fails and the rest finishes), then, with the
+    mirror whole, a rerun that continues from what finished. Returns the run's folder, what both runs printed
+    and the failed job's log."""
+    missing = slurm_cluster.missing_programs()
+    assert not missing, f"SLURM is not installed (missing {missing}): run `make cluster-packages` as root"
+    root = small_copy(tmp_path_factory.mktemp("slurm"))
+    with slurm_cluster.single_node_cluster(tmp_path_factory.mktemp("cluster")):
+        broken = {"SEQNLP_DATA_MIRROR": str(mirror_without(tmp_path_factory.mktemp("mirror"), "ag_news"))}
+        failed = snakemake_log([*SLURM, "--keep-going"], root, env=broken, expect=1)
+        failed_job_log = (root / "logs/download_topics.log").read_text()
+        rerun = snakemake_log(SLURM, root)
+    return root, failed, failed_job_log, rerun
+
+
+def snakemake_log(command, cwd, env=None, expect=0):
+    """What Snakemake printed (it logs to stderr); a timeout, not a hang, if a failed job goes unnoticed."""
+    result = subprocess.run(command, cwd=cwd, env={**environment(), **(env or {})}, capture_output=True, text=True,
+                            timeout=1200)
+    assert result.returncode == expect, f"{' '.join(command)} exited {result.returncode}:\n{result.stderr[-5000:]}"
+    return result.stdout + result.stderr
+
+
+def jobs_run(log):
+    """The rules of the jobs a Snakemake run started, from its job stats table."""
+    table = log.split("Job stats:")[1].split("\ntotal")[0]
+    return set(re.findall(r"^(\w+)\s+\d+$", table, re.MULTILINE))
 
 
 def test_dvc_repro_leaves_a_clean_status_and_tracked_metrics(dvc_run):
@@ -123,6 +115,8 @@ def test_dvc_repro_leaves_a_clean_status_and_tracked_metrics(dvc_run):
                              "broken_utf8_lines": 155}
     histogram = json.loads((dvc_run / "plots/questions/eval/similarity_histogram.json").read_text())
     assert sum(row["duplicates"] + row["non_duplicates"] for row in histogram) == 200
+    titles = [next(iter(plot)) for plot in yaml.safe_load((dvc_run / "dvc.yaml").read_text())["plots"]]
+    assert len(list((dvc_run / "plots-rendered").glob("*.svg"))) == len(titles)
     index = json.loads((dvc_run / "data/questions/index/index.json").read_text())
     assert index["questions"] == len(json.loads((dvc_run / "data/questions/index/questions.json").read_text()))
 
@@ -151,28 +145,62 @@ def clone_sharing_the_cache(source, destination):
     return destination
 
 
-def test_snakemake_runs_the_same_stages_and_makes_the_same_artifacts(dvc_run, snakemake_run):
-    assert "up to date" in run(["dvc", "status"], snakemake_run)
-    dvc_lock = yaml.safe_load((dvc_run / "dvc.lock").read_text())["stages"]
-    snakemake_lock = yaml.safe_load((snakemake_run / "dvc.lock").read_text())["stages"]
-    assert dvc_lock.keys() == snakemake_lock.keys()
-    for stage in dvc_lock:
-        assert dvc_lock[stage]["cmd"] == snakemake_lock[stage]["cmd"]
-        if stage.split("@")[0] in ("download", "filter", "tokenize"):
-            assert dvc_lock[stage]["outs"] == snakemake_lock[stage]["outs"], stage
-    for metrics in ("metrics/topics.json", "metrics/shakespeare.json", "metrics/questions.json",
-                    *(f"metrics/{task}.json" for task in NER_TASKS)):
-        # Two independent runs from scratch: every metric must agree within tolerances.yaml (exact unless listed).
-        by_dvc = json.loads((dvc_run / metrics).read_text())
-        by_snakemake = json.loads((snakemake_run / metrics).read_text())
+def test_a_failed_cluster_job_names_its_log_and_the_rest_of_the_run_finishes(slurm_run):
+    root, failed, failed_job_log, rerun = slurm_run
+    assert "Error in rule download_topics" in failed and "logs/download_topics.log" in failed
+    assert "ag_news" in failed_job_log and "Traceback" not in failed_job_log
+    # the rerun continued from what finished: only the topics branch and what reads every branch ran
+    assert jobs_run(rerun) == {f"{kind}_topics" for kind in ("download", "filter", "tokenize", "train", "evaluate")} \
+        | {"render_plots", "all"}
+
+
+def test_the_cluster_run_makes_what_dvc_repro_makes(dvc_run, slurm_run):
+    root = slurm_run[0]
+    assert "up to date" in run(["dvc", "status"], root)
+    assert "Nothing to be done" in run([*SLURM, "-n"], root)
+    by_dvc = yaml.safe_load((dvc_run / "dvc.lock").read_text())["stages"]
+    on_slurm = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    assert by_dvc.keys() == on_slurm.keys()
+    for stage in by_dvc:
+        assert by_dvc[stage]["cmd"] == on_slurm[stage]["cmd"]
+        if not stage.startswith("train@"):  # every output but the trained models is byte-identical
+            assert by_dvc[stage]["outs"] == on_slurm[stage]["outs"], stage
+    for model in sorted((dvc_run / "models").glob("*/*.npy.gz")):
+        # trax's pickle records the measured steps per second and gzip the time of writing: the arrays agree
+        assert gzip.decompress(model.read_bytes()) == gzip.decompress((root / model.relative_to(dvc_run)).read_bytes())
+    for metrics in sorted((dvc_run / "metrics").glob("*.json")):
         tolerances = regenerate.load_tolerances(dvc_run / "tolerances.yaml")
-        assert regenerate.compare(metrics, by_dvc, by_snakemake, tolerances) == []
+        assert regenerate.compare(metrics.name, json.loads(metrics.read_text()),
+                                  json.loads((root / "metrics" / metrics.name).read_text()), tolerances) == []
 
 
-def test_snakemake_rules_are_the_dvc_stages(snakemake_run):
-    rules = set(run(["snakemake", "-s", "workflow/Snakefile", "--list-rules"], snakemake_run).split())
-    stages = {line.split()[0].replace("@", "_") for line in run(["dvc", "stage", "list"], snakemake_run).splitlines()}
+def test_a_run_warns_of_nothing_and_leaves_only_results_to_commit(slurm_run):
+    root, _, _, rerun = slurm_run
+    assert "warning" not in rerun.lower()
+    changed = run(["git", "status", "--porcelain", "--untracked-files=all"], root).splitlines()
+    assert changed and all(line[3:].split("/")[0] in ("dvc.lock", "metrics", "plots", "samples") for line in changed), \
+        changed
+    assert sorted((root / "logs").glob("*.log")) and (root / "logs/train_topics.log").stat().st_size > 0
+
+
+def test_snakemake_rules_are_the_dvc_stages(slurm_run):
+    root = slurm_run[0]
+    rules = set(run(["snakemake", "--list-rules"], root).split())
+    stages = {line.split()[0].replace("@", "_") for line in run(["dvc", "stage", "list"], root).splitlines()}
     assert rules == stages | {"all"}
+
+
+def test_snakemake_report_holds_the_metrics_and_plots_of_the_run(slurm_run):
+    root = slurm_run[0]
+    run(["snakemake", "--report", "report.html"], root)
+    report = (root / "report.html").read_text()
+    for metrics in (root / "metrics").glob("*.json"):
+        assert f"metrics/{metrics.name}" in report
+    titles = [next(iter(plot)) for plot in yaml.safe_load((root / "dvc.yaml").read_text())["plots"]]
+    images = sorted((root / "plots-rendered").glob("*.svg"))
+    assert len(images) == len(titles)
+    for image in images:
+        assert image.name in report and image.read_text().startswith("<svg")
 
 
 def test_classify_prints_a_label_and_four_probabilities(dvc_run):

@@ -36,7 +36,7 @@ def test_every_dvc_stage_command_is_a_cli_subcommand():
     commands = build_parser()._subparsers._group_actions[0].choices
     stages = load("dvc.yaml")["stages"]
     for stage in stages.values():
-        program, subcommand, _ = stage["do"]["cmd"].split()
+        program, subcommand, _ = stage.get("do", stage)["cmd"].split()
         assert program == "seqnlp" and subcommand in commands
 
 
@@ -110,3 +110,79 @@ def test_the_questions_course_variant_is_the_seed_model(monkeypatch):
     assert course["model"]["pair_loss_weight"] == 0 and course["model"]["triplet_margin"] == 0.25
     assert course["tokenize"]["subwords"] is None
     assert course["train"]["learning_rate"] == 0.01 and set(course["train"]["bucket_batch_sizes"]) == {256}
+
+
+def venv_tool(*arguments):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.run([str(Path(sys.executable).parent / arguments[0]), *arguments[1:]], cwd=REPO,
+                          capture_output=True, text=True)
+
+
+def test_the_workflow_passes_snakemakes_linter():
+    linted = venv_tool("snakemake", "--lint")
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    assert "Congratulations, your workflow is in a good condition!" in linted.stdout + linted.stderr
+
+
+def test_the_workflow_is_formatted_with_snakefmt():
+    checked = venv_tool("snakefmt", "--check", "workflow/")
+    assert checked.returncode == 0, venv_tool("snakefmt", "--diff", "workflow/").stdout
+
+
+def test_the_conda_environment_is_the_lock_file():
+    from seqnlp import environment
+
+    lock = (REPO / "requirements.lock").read_text()
+    declared = load("workflow/envs/seqnlp.yaml")
+    assert (REPO / "workflow/envs/seqnlp.yaml").read_text() == environment.conda_environment(lock), \
+        "regenerate it: python -m seqnlp.environment > workflow/envs/seqnlp.yaml"
+    [pip] = [entry["pip"] for entry in declared["dependencies"] if isinstance(entry, dict)]
+    assert pip == [line for line in lock.splitlines() if line] and "python=3.11" in declared["dependencies"]
+    assert "trax==1.4.1" in pip and any(pin.startswith("snakemake-executor-plugin-slurm==") for pin in pip)
+
+
+def test_every_stage_declares_its_resources_and_training_takes_the_cores():
+    declared = load("workflow/resources.yaml")
+    kinds = set(load("dvc.yaml")["stages"])
+    assert set(declared["stages"]) <= kinds | {f"{kind}@{task}" for kind in kinds for task in load("params.yaml")["tasks"]}
+    for kind in kinds:
+        resources = {**declared["default"], **declared["stages"].get(kind, {})}
+        assert set(resources) == {"threads", "mem_mb", "runtime", "gpu"}, kind
+        assert all(isinstance(value, int) and value >= 0 for value in resources.values()), kind
+    # trax's XLA spreads over every core: two trainings never share this 2-core reference machine
+    assert declared["stages"]["train"]["threads"] == 2
+
+
+def test_a_slice_refuses_a_folder_in_use_and_an_unknown_key(tmp_path):
+    from seqnlp import small_slice
+    from seqnlp.errors import UserError
+
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not empty"):
+        small_slice.make(tmp_path / "used", source=REPO)
+    (tmp_path / "typo.yaml").write_text("topics.train.stepz: 10\n")
+    with pytest.raises(UserError, match="typo.yaml: topics.train.stepz is not a key of params.yaml"):
+        small_slice.make(tmp_path / "new", source=REPO, overrides=tmp_path / "typo.yaml")
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_slice_is_a_committed_copy_of_the_code_with_the_test_params(tmp_path):
+    import subprocess
+
+    from seqnlp import small_slice
+
+    copy = small_slice.make(tmp_path / "slice", source=REPO)
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    for dotted, value in load(".test/config/params.yaml").items():
+        section = params
+        for part in dotted.split("."):
+            section = section[part]
+        assert section == value, dotted
+    assert (copy / "dvc.yaml").read_text() == (REPO / "dvc.yaml").read_text()
+    assert not (copy / "dvc.lock").exists() and not (copy / "metrics").exists() and not (copy / "data").exists()
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=copy, capture_output=True, text=True, check=True)
+    assert status.stdout == ""

@@ -229,6 +229,28 @@ def _run_report(args):
     print(f"wrote {args.output} and {len(images)} plot image(s) under {args.output.parent / (args.output.stem + '-plots')}")
 
 
+def _run_plots(args):
+    from seqnlp import report
+    from seqnlp.artifacts import staged_directory
+
+    if args.directory.exists():
+        others = [path.name for path in args.directory.iterdir() if path.suffix not in (".svg", ".png")]
+        if others:
+            raise UserError(f"{args.directory} holds other files than plot images ({', '.join(sorted(others)[:3])}); "
+                            "name a folder of its own")
+    with staged_directory(args.directory) as scratch:
+        images = report.render_plots(scratch, image_format=args.format)
+    print(f"wrote {len(images)} plot image(s) under {args.directory}")
+
+
+def _run_slice(args):
+    from seqnlp import small_slice
+
+    destination = small_slice.make(args.directory, overrides=args.config)
+    print(f"made {destination}, a copy of this project with the params of {args.config}; run it with\n"
+          f"  cd {args.directory} && snakemake --profile workflow/profiles/default   (or: dvc repro)")
+
+
 def _non_negative(text):
     try:
         value = float(text)
@@ -357,6 +379,25 @@ def build_parser():
     report_parser.add_argument("--output", type=Path, default=Path("report.md"), metavar="REPORT",
                                help="the markdown file to write (default: report.md)")
     report_parser.set_defaults(handler=_run_report)
+
+    plots_parser = commands.add_parser(
+        "plots", help="render the workspace's DVC plots as images",
+        description="Render each plot of dvc.yaml's plots: with the workspace's data (dvc plots show) to "
+                    "DIRECTORY/<title>.svg (or .png), replacing the images there, for reading without a browser "
+                    "and for Snakemake's report (the render_plots stage runs it).")
+    plots_parser.add_argument("directory", type=Path, help="where to write the images (created if missing)")
+    plots_parser.add_argument("--format", choices=("svg", "png"), default="svg", help="image format (default: svg)")
+    plots_parser.set_defaults(handler=_run_plots)
+
+    slice_parser = commands.add_parser(
+        "slice", help="copy the project with params for a small slice of the data (the .test/ configuration)",
+        description="Make DIRECTORY (new or empty) a git repository holding this project's code and config, not "
+                    "its results, with params.yaml changed by CONFIG (dotted keys), so that the whole pipeline "
+                    "runs there in minutes through `dvc repro` or Snakemake. The end-to-end tests run this slice.")
+    slice_parser.add_argument("directory", type=Path, help="where to make the copy")
+    slice_parser.add_argument("--config", type=Path, default=Path(".test/config/params.yaml"),
+                              help="the params overrides (default: .test/config/params.yaml)")
+    slice_parser.set_defaults(handler=_run_slice)
 
     variant_parser = commands.add_parser(
         "variant", help="print the `dvc exp run` flags of a named variant",

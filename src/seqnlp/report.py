@@ -72,21 +72,24 @@ def _slug(title):
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
-def render_plots(base, directory):
-    """Render every plot defined in dvc.yaml's top-level ``plots:`` with the data of ``base`` and the
-    workspace to ``directory/<title>.png``; return ``[(title, path)]``."""
+def render_plots(directory, base=None, image_format="png"):
+    """Render every plot defined in dvc.yaml's top-level ``plots:`` to ``directory/<title>.<image_format>``
+    (png or svg), with the data of the workspace, beside that of ``base`` when one is given; return
+    ``[(title, path)]``."""
     import vl_convert
 
     titles = [next(iter(plot)) for plot in yaml.safe_load(Path("dvc.yaml").read_text()).get("plots", [])]
-    rendered = json.loads(_dvc("plots", "diff", base, "--json"))["data"]
+    rendered = json.loads(_dvc("plots", "diff", base, "--json") if base else _dvc("plots", "show", "--json"))["data"]
+    convert = {"png": lambda spec: vl_convert.vegalite_to_png(spec, scale=1),
+               "svg": lambda spec: vl_convert.vegalite_to_svg(spec).encode()}[image_format]
     directory.mkdir(parents=True, exist_ok=True)
     images = []
     for title in titles:
         vega = [entry for entry in rendered.get(title, []) if entry.get("type") == "vega"]
         if not vega:
             continue
-        image = directory / f"{_slug(title)}.png"
-        image.write_bytes(vl_convert.vegalite_to_png(vega[0]["content"], scale=1))
+        image = directory / f"{_slug(title)}.{image_format}"
+        image.write_bytes(convert(vega[0]["content"]))
         images.append((title, image))
     return images
 
@@ -109,7 +112,7 @@ def write_report(base, output):
                   "\n".join(header + rows) if rows else "No metric changed.", "", "</details>", ""]
     params = _dvc("params", "diff", base, "--md").strip()
     lines += ["## Params that changed", "", _table_or(params, "No param changed."), "", "## Plots", ""]
-    images = render_plots(base, output.parent / f"{output.stem}-plots")
+    images = render_plots(output.parent / f"{output.stem}-plots", base)
     for title, image in images:
         lines += [f"### {title}", "", f"![{title}]({image.relative_to(output.parent).as_posix()})", ""]
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -2,18 +2,50 @@ import os
 from pathlib import Path
 
 import networkx
+import yaml
 from dvc.dependency.param import ParamsDependency
 from dvc.repo import Repo
 
 
-def as_output(path):
+def as_output(path, stage):
+    """A stage's output as Snakemake declares it: directories flagged, metrics and outputs that dvc.yaml
+    labels `report` shown in `snakemake --report`."""
     # dvc.yaml names directories and files alike; by this project's convention only files have a suffix.
+    if path in stage["metrics"]:
+        return report(path, caption="../report/metrics.rst", category="Metrics")
+    if path in stage["reported"]:
+        return report(
+            directory(path),
+            patterns=["{name}.svg"],
+            caption="../report/plot.rst",
+            category="Plots",
+        )
     return directory(path) if not Path(path).suffix else path
+
+
+def load_resources(path):
+    """Each stage's threads, mem_mb, runtime and gpu: the defaults, updated by its kind, then by its name."""
+    declared = yaml.safe_load(Path(path).read_text())
+
+    def resources_of(stage):
+        kind = stage.addressing.split("@")[0]
+        return {
+            **declared["default"],
+            **declared["stages"].get(kind, {}),
+            **declared["stages"].get(stage.addressing, {}),
+        }
+
+    return resources_of
 
 
 def _params_read_by(stage):
     """The params.yaml values a stage declares, so that editing one of them reruns the rule."""
-    keys = [key for dep in stage.deps if isinstance(dep, ParamsDependency) for key in dep.params]
+    keys = [
+        key
+        for dep in stage.deps
+        if isinstance(dep, ParamsDependency)
+        for key in dep.params
+    ]
     values = {}
     for key in keys:
         value = config
@@ -23,7 +55,7 @@ def _params_read_by(stage):
     return values
 
 
-def load_dvc_stages(repo):
+def load_dvc_stages(repo, resources_of):
     """Every stage of dvc.yaml, with DVC's own foreach expansion, upstream stages first."""
     # DVC's graph points from a stage to the stages it depends on.
     upstream_first = reversed(list(networkx.topological_sort(repo.index.graph)))
@@ -32,12 +64,38 @@ def load_dvc_stages(repo):
             "name": stage.addressing.replace("@", "_"),
             "addressing": stage.addressing,
             "cmd": stage.cmd,
-            "input": [dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)],
+            "input": [
+                dep.def_path
+                for dep in stage.deps
+                if not isinstance(dep, ParamsDependency)
+            ],
             "output": [out.def_path for out in stage.outs],
+            "metrics": [out.def_path for out in stage.outs if out.metric],
+            "reported": [
+                out.def_path for out in stage.outs if "report" in out.annot.labels
+            ],
+            "resources": resources_of(stage),
             "params": _params_read_by(stage),
         }
         for stage in upstream_first
     ]
+
+
+def with_folder_inputs_expanded(stages):
+    """Each input folder that holds other stages' outputs (render_plots reads all of plots/) replaced by
+    those outputs: DVC orders stages by such folders, Snakemake only by the exact paths rules make.
+    """
+    outputs = [output for stage in stages for output in stage["output"]]
+    for stage in stages:
+        stage["input"] = [
+            expanded
+            for path in stage["input"]
+            for expanded in (
+                [output for output in outputs if Path(path) in Path(output).parents]
+                or [path]
+            )
+        ]
+    return stages
 
 
 def _timestamp_path(path):
@@ -64,7 +122,9 @@ def align_timestamps_with_dvc(repo, stages):
 
     def mtime(path):
         if path not in seen:
-            seen[path] = _timestamp_path(path).stat().st_mtime if path.exists() else None
+            seen[path] = (
+                _timestamp_path(path).stat().st_mtime if path.exists() else None
+            )
         return seen[path]
 
     for stage in stages:
@@ -84,8 +144,12 @@ def align_timestamps_with_dvc(repo, stages):
             seen[output] = newest
 
 
-with Repo(workflow.basedir + "/..") as dvc_repo:
-    DVC_STAGES = load_dvc_stages(dvc_repo)
+with Repo(str(Path(workflow.basedir).parent)) as dvc_repo:
+    DVC_STAGES = with_folder_inputs_expanded(
+        load_dvc_stages(
+            dvc_repo, load_resources(Path(workflow.basedir) / "resources.yaml")
+        )
+    )
     if workflow.is_main_process:
         align_timestamps_with_dvc(dvc_repo, DVC_STAGES)
 
