@@ -296,7 +296,7 @@ def retrained_clone(pulled_clone):
 def test_snakemake_reruns_exactly_what_dvc_finds_changed(retrained_clone):
     clone, planned, dvc_status = retrained_clone
     # Snakemake follows DVC's content hashes, not the checkout's timestamps (it has no record of its own here)
-    assert planned == {"train_topics", "evaluate_topics", "all"}
+    assert planned == {"train_topics", "evaluate_topics", "render_plots", "all"}
     assert "train@topics" in dvc_status and "shakespeare" not in dvc_status
     # each job is recorded in dvc.lock as it finishes: both tools agree the run is complete
     assert "up to date" in run(["dvc", "status"], clone)

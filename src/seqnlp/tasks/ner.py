@@ -17,17 +17,20 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from seqeval import metrics as seqeval_metrics
-from seqeval.scheme import IOB2
 from tqdm import tqdm
 
-from seqnlp import layers
 from seqnlp.artifacts import load_sequences, read_json, save_sequences, write_json
 from seqnlp.batching import endless_shuffled, padded_batches
-from seqnlp.compat import Shuffle, trax
 from seqnlp.errors import DataError, SourceUnavailable, UserError
+from seqnlp.lazy import LazyModule, trax_module
 from seqnlp.sources import copy_local, copy_verified, local_file, mirror_directory
-from trax import layers as tl
+
+seqeval_metrics = LazyModule("seqeval.metrics")
+seqeval_scheme = LazyModule("seqeval.scheme")
+layers = trax_module("seqnlp.layers")
+compat = trax_module("seqnlp.compat")
+trax = trax_module()
+tl = trax_module("trax.layers")
 
 PAD, UNK = 0, 1
 SPLITS = ("train", "valid", "test")
@@ -449,7 +452,7 @@ def training_batches(params, tokens, split, seed):
     batching = params["train"]
     forms, tags = _load_split(tokens, split)
     pipeline = trax.data.Serial(
-        Shuffle(seed=seed),
+        compat.Shuffle(seed=seed),
         trax.data.BucketByLength(batching["bucket_boundaries"], batching["bucket_batch_sizes"], length_keys=[0]),
         _add_padding_weights,
         _model_inputs(params, tokens, params["model"]["word_dropout"] if split == "train" else 0.0, seed),
@@ -501,7 +504,7 @@ def score(gold, predicted):
     """Token accuracy and strict IOB2 entity-level precision, recall and F1 (micro and per type)."""
     tokens = sum(len(tags) for tags in gold)
     correct = sum(g == p for gold_tags, predicted_tags in zip(gold, predicted) for g, p in zip(gold_tags, predicted_tags))
-    report = seqeval_metrics.classification_report(gold, predicted, mode="strict", scheme=IOB2, output_dict=True,
+    report = seqeval_metrics.classification_report(gold, predicted, mode="strict", scheme=seqeval_scheme.IOB2, output_dict=True,
                                                    zero_division=0)
     return {
         "sentences": len(gold),

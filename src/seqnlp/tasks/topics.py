@@ -11,19 +11,22 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from sklearn import metrics as sk_metrics
 from tqdm import tqdm
 
 from seqnlp.artifacts import load_sequences, read_json, save_sequences, write_json
 from seqnlp.batching import endless_shuffled, padded_batches
-from seqnlp.compat import Shuffle, trax
 from seqnlp.errors import DataError, SourceUnavailable, UserError
+from seqnlp.lazy import LazyModule, trax_module
 from seqnlp.tasks import cross_entropy_metrics
 from seqnlp.sources import copy_local, copy_verified, local_file, mirror_directory
-from trax import layers as tl
-from trax.data import text_encoder
-from trax.data import tokenizer as trax_tokenizer
+
+pd = LazyModule("pandas")
+sk_metrics = LazyModule("sklearn.metrics")
+compat = trax_module("seqnlp.compat")
+trax = trax_module()
+tl = trax_module("trax.layers")
+text_encoder = trax_module("trax.data.text_encoder")
+trax_tokenizer = trax_module("trax.data.tokenizer")
 
 LABELS = ("World", "Sports", "Business", "Sci/Tech")
 SPLITS = ("train", "test")
@@ -325,7 +328,7 @@ def training_batches(params, tokens, split, seed):
     """The seed's pipeline: Shuffle, FilterByLength, BucketByLength, AddLossWeights, endlessly."""
     batching = params["train"]
     pipeline = trax.data.Serial(
-        Shuffle(seed=seed),
+        compat.Shuffle(seed=seed),
         trax.data.FilterByLength(batching["max_length"], length_keys=[0]),
         trax.data.BucketByLength(batching["bucket_boundaries"], batching["bucket_batch_sizes"], length_keys=[0]),
         trax.data.AddLossWeights(),

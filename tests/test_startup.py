@@ -1,0 +1,42 @@
+"""Stages and commands import what they use when they use it (seqnlp.lazy)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+HEAVY = ("tensorflow", "trax", "jax", "sklearn", "pandas", "seqeval")
+
+
+def modules_after(code):
+    """The heavy modules a fresh interpreter has loaded after running ``code``."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps([name for name in {HEAVY!r} if name in sys.modules]))"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("task", ["topics", "shakespeare", "ner", "questions"])
+def test_loading_a_task_and_the_data_stages_imports_no_model_library(task):
+    assert modules_after(f"from seqnlp import cli\nfrom seqnlp.stages import data\nfrom seqnlp.tasks import {task}") == []
+
+
+def test_the_shakespeare_data_stages_run_without_trax(tmp_path, mirror):
+    code = (f"from pathlib import Path\nfrom seqnlp.tasks import shakespeare as task\n"
+            f"raw, filtered = Path({str(tmp_path / 'raw')!r}), Path({str(tmp_path / 'filtered')!r})\n"
+            f"raw.mkdir(); filtered.mkdir()\n"
+            f"task.download({{'local': None}}, raw)\n"
+            f"task.filter({{'max_length': 32, 'lowercase': True, 'split': {{'valid': 0.05, 'test': 0.05}}, 'seed': 0}},"
+            f" raw, filtered)")
+    assert modules_after(code) == []
+    assert (tmp_path / "filtered").iterdir()
+
+
+def test_a_lazy_trax_module_applies_the_compat_fixes_first():
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys\nfrom seqnlp.lazy import trax_module\ntl = trax_module('trax.layers')\n"
+                               "assert 'trax' not in sys.modules\nprint(tl.LSTM.__name__, 'seqnlp.compat' in sys.modules)"],
+        cwd=REPO, capture_output=True, text=True, check=True)
+    assert loaded.stdout.split()[-2:] == ["LSTM", "True"]
