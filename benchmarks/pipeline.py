@@ -16,18 +16,8 @@ import os
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
-import yaml
-
-RESOURCES = Path("workflow/resources.yaml")
-
-
-def declared_resources(stage):
-    """What workflow/resources.yaml gives ``stage`` (e.g. train@topics): default, then kind, then name."""
-    declared = yaml.safe_load(RESOURCES.read_text())
-    return {**declared["default"], **declared["stages"].get(stage.split("@")[0], {}),
-            **declared["stages"].get(stage, {})}
+from seqnlp import resources
 
 
 def measured(command):
@@ -56,7 +46,7 @@ def main():
     started = time.perf_counter()
     for stage in stages:
         wall, peak = measured(["dvc", "repro", "--single-item", *(["--force"] if args.fresh else []), stage])
-        declared = declared_resources(stage)
+        declared = resources.declared(stage)
         over = "!" if wall > 60 * declared["runtime"] or peak > declared["mem_mb"] else ""
         print(f"{stage:<24} {wall:>8.1f} {peak:>8.0f}             {60 * declared['runtime']:>9} "
               f"{declared['mem_mb']:>7} {over}", flush=True)

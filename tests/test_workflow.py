@@ -145,13 +145,15 @@ def test_the_conda_environment_is_the_lock_file():
 
 
 def test_every_stage_declares_its_resources_and_training_takes_the_cores():
+    from seqnlp import resources
+
     declared = load("workflow/resources.yaml")
     kinds = set(load("dvc.yaml")["stages"])
     assert set(declared["stages"]) <= kinds | {f"{kind}@{task}" for kind in kinds for task in load("params.yaml")["tasks"]}
     for kind in kinds:
-        resources = {**declared["default"], **declared["stages"].get(kind, {})}
-        assert set(resources) == {"threads", "mem_mb", "runtime", "gpu"}, kind
-        assert all(isinstance(value, int) and value >= 0 for value in resources.values()), kind
+        stage_resources = resources.declared(kind, REPO / "workflow/resources.yaml")
+        assert set(stage_resources) == {"threads", "mem_mb", "runtime", "gpu"}, kind
+        assert all(isinstance(value, int) and value >= 0 for value in stage_resources.values()), kind
     # trax's XLA spreads over every core: two trainings never share this 2-core reference machine
     assert declared["stages"]["train"]["threads"] == 2
 

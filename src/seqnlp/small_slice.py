@@ -27,12 +27,8 @@ def make(destination, source=Path("."), overrides=OVERRIDES):
     source, destination = Path(source).resolve(), Path(destination).resolve()
     if destination.exists() and any(destination.iterdir()):
         raise UserError(f"{destination} is not empty; the slice needs a new or empty folder")
-    params = yaml.safe_load((source / "params.yaml").read_text())
-    for dotted, value in (yaml.safe_load((source / overrides).read_text()) or {}).items():
-        try:
-            variants.set_param(params, dotted, value)
-        except UserError as error:
-            raise UserError(f"{overrides}: {error}") from None
+    params = variants.apply_overrides(yaml.safe_load((source / "params.yaml").read_text()),
+                                      yaml.safe_load((source / overrides).read_text()), overrides)
     for name in _git("ls-files", "--cached", "--others", "--exclude-standard", cwd=source).splitlines():
         if any(name == prefix or name.startswith(prefix + "/") for prefix in GENERATED):
             continue

@@ -45,12 +45,17 @@ def set_param(params, dotted, value):
     section[key] = value
 
 
-def apply(params, name, directory=VARIANTS_DIR):
-    """A copy of the params dict with the variant's overrides applied."""
+def apply_overrides(params, dotted_values, origin):
+    """A copy of the params dict with ``{dotted key: value}`` set; an unknown key is named with ``origin``."""
     params = copy.deepcopy(params)
-    for dotted, value in overrides(name, directory).items():
+    for dotted, value in (dotted_values or {}).items():
         try:
             set_param(params, dotted, value)
         except UserError as error:
-            raise UserError(f"variant {name!r}: {error}") from None
+            raise UserError(f"{origin}: {error}") from None
     return params
+
+
+def apply(params, name, directory=VARIANTS_DIR):
+    """A copy of the params dict with the variant's overrides applied."""
+    return apply_overrides(params, overrides(name, directory), f"variant {name!r}")

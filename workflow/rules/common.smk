@@ -5,6 +5,7 @@ import networkx
 import yaml
 from dvc.dependency.param import ParamsDependency
 from dvc.repo import Repo
+from seqnlp import resources
 
 
 def as_output(path, stage):
@@ -24,18 +25,9 @@ def as_output(path, stage):
 
 
 def load_resources(path):
-    """Each stage's threads, mem_mb, runtime and gpu: the defaults, updated by its kind, then by its name."""
-    declared = yaml.safe_load(Path(path).read_text())
-
-    def resources_of(stage):
-        kind = stage.addressing.split("@")[0]
-        return {
-            **declared["default"],
-            **declared["stages"].get(kind, {}),
-            **declared["stages"].get(stage.addressing, {}),
-        }
-
-    return resources_of
+    """Each stage's threads, mem_mb, runtime and gpu, as seqnlp.resources reads them."""
+    table = yaml.safe_load(Path(path).read_text())
+    return lambda stage: resources.declared(stage.addressing, table=table)
 
 
 def _params_read_by(stage):
