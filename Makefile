@@ -46,3 +46,4 @@ regenerate: setup
 benchmark: setup
 	python benchmarks/pipeline.py
 	python benchmarks/generate.py
+	python benchmarks/recurrent.py

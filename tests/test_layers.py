@@ -1,4 +1,5 @@
-"""seqnlp.layers against brute force: every tag path enumerated in float64 NumPy."""
+"""seqnlp.layers against plain references: the CRF against every tag path enumerated in float64 NumPy, the GRU
+against the seed's equations in NumPy and against trax's own GRU."""
 
 import itertools
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 
 from seqnlp.compat import trax
-from seqnlp.layers import (CRF, CRFDecode, CRFLoss, crf_loss, crf_nll, crf_potentials,
+from seqnlp import gru_reference
+from seqnlp.layers import (CRF, GRU, CRFDecode, CRFLoss, crf_loss, crf_nll, crf_potentials, gru_sequence,
                            iob2_allowed_transitions, viterbi_decode)
 from trax import layers as tl
 from trax import shapes
@@ -206,3 +208,80 @@ def test_training_loop_learns_a_fixed_batch_under_constraints():
     assert np.isfinite(after) and after < 0.5 * before
     decoded = np.asarray(viterbi_decode(loop.model(tokens), mask))
     np.testing.assert_array_equal(decoded, np.where(mask > 0, tags, 0))
+
+
+def random_gru_inputs(seed, batch=3, time=6, d_in=5, n_units=7):
+    """Inputs, a start state and GRUCell weights (w1, b1, w2, b2) large enough that no gate sits near 0.5."""
+    rng = np.random.default_rng(seed)
+    xs = rng.normal(size=(batch, time, d_in)).astype(np.float32)
+    h0 = rng.normal(size=(batch, n_units)).astype(np.float32)
+    shapes_ = ((d_in + n_units, 2 * n_units), (2 * n_units,), (d_in + n_units, n_units), (n_units,))
+    weights = tuple(rng.normal(scale=0.7, size=shape).astype(np.float32) for shape in shapes_)
+    return xs, h0, weights
+
+
+def test_gru_sequence_computes_the_seed_equations():
+    xs, h0, weights = random_gru_inputs(0)
+    states, last = gru_sequence(xs, h0, *weights)
+    reference = gru_reference.gru_states(xs, h0, gru_reference.from_trax_weights(weights, xs.shape[-1]))
+    np.testing.assert_allclose(np.asarray(states), reference, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(last), reference[:, -1], rtol=1e-4, atol=1e-5)
+    assert np.abs(reference - h0[:, None]).max() > 0.1
+
+
+def test_gru_sequence_gradient_equals_autodiff_of_the_plain_loop():
+    xs, h0, weights = random_gru_inputs(1)
+
+    def plain_loop(xs, h0, w1, b1, w2, b2):  # trax's GRUCell, step by step, differentiated by jax
+        def step(h, x):
+            u, r = np.split(jax.nn.sigmoid(jax.numpy.concatenate([x, h], axis=-1) @ w1 + b1), 2, axis=-1)
+            new_h = u * h + (1 - u) * jax.numpy.tanh(jax.numpy.concatenate([x, r * h], axis=-1) @ w2 + b2)
+            return new_h, new_h
+        last, states = jax.lax.scan(step, h0, jax.numpy.swapaxes(xs, 0, 1))
+        return jax.numpy.swapaxes(states, 0, 1), last
+
+    rng = np.random.default_rng(2)
+    (states, last), backward = jax.vjp(gru_sequence, xs, h0, *weights)
+    (plain_states, plain_last), plain_backward = jax.vjp(plain_loop, xs, h0, *weights)
+    np.testing.assert_allclose(np.asarray(states), np.asarray(plain_states), rtol=1e-5, atol=1e-6)
+    # Cotangents on every state and on the last state, as a layer that also uses the final state would give.
+    cotangents = (rng.normal(size=states.shape).astype(np.float32), rng.normal(size=last.shape).astype(np.float32))
+    for name, ours, theirs in zip(["xs", "h0", "w1", "b1", "w2", "b2"], backward(cotangents), plain_backward(cotangents)):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-4, atol=1e-5, err_msg=name)
+        assert np.abs(np.asarray(theirs)).max() > 1e-2, name
+
+
+def test_gru_layer_is_trax_gru_with_the_same_weights_results_and_gradients():
+    xs, _, _ = random_gru_inputs(3, d_in=7)
+    theirs, ours = tl.GRU(7), GRU(7)
+    theirs.init(shapes.signature(xs))
+    ours.init(shapes.signature(xs))
+    # The same weight tree, so a checkpoint of either model loads into the other.
+    assert jax.tree_util.tree_structure(ours.weights) == jax.tree_util.tree_structure(theirs.weights)
+    assert [w.shape for w in jax.tree_util.tree_leaves(ours.weights)] == \
+        [w.shape for w in jax.tree_util.tree_leaves(theirs.weights)]
+    assert ours.name == theirs.name == "GRU_7"
+    rng = np.random.default_rng(4)
+    weights = jax.tree_util.tree_map(lambda w: rng.normal(scale=0.7, size=w.shape).astype(np.float32), theirs.weights)
+    target = rng.normal(size=xs.shape).astype(np.float32)
+
+    def loss(layer):
+        def value(weights, xs):
+            states, _ = layer.pure_fn(xs, weights, layer.state, jax.random.PRNGKey(0))
+            return ((states - target) ** 2).sum()
+        return jax.value_and_grad(value, argnums=(0, 1))(weights, xs)
+
+    (our_loss, our_gradients), (their_loss, their_gradients) = loss(ours), loss(theirs)
+    np.testing.assert_allclose(our_loss, their_loss, rtol=1e-5)
+    for mine, trax_own in zip(jax.tree_util.tree_leaves(our_gradients), jax.tree_util.tree_leaves(their_gradients)):
+        np.testing.assert_allclose(np.asarray(mine), np.asarray(trax_own), rtol=1e-4, atol=1e-5)
+
+
+def test_gru_layer_in_predict_mode_steps_through_the_same_states():
+    xs, _, _ = random_gru_inputs(5, d_in=7)
+    whole, stepwise = GRU(7), GRU(7, mode="predict")
+    whole.init(shapes.signature(xs))
+    stepwise.init(shapes.signature(xs[:, :1]))
+    stepwise.weights = whole.weights
+    one_at_a_time = np.concatenate([np.asarray(stepwise(xs[:, t:t + 1])) for t in range(xs.shape[1])], axis=1)
+    np.testing.assert_allclose(one_at_a_time, np.asarray(whole(xs)), rtol=1e-5, atol=1e-6)

@@ -1,4 +1,12 @@
-"""Layers that Trax lacks, shared by the tasks, each tested against a plain NumPy reference.
+"""Layers that Trax lacks or runs slowly, shared by the tasks, each tested against a plain NumPy reference.
+
+GRU
+---
+
+:func:`GRU` is ``trax.layers.GRU`` (same weights, same results, so trax checkpoints load) with a faster
+training and evaluation pass, :func:`gru_sequence`: the input projections of all time steps are one matrix
+product before the loop, and the hand-written gradient computes the weight gradients as one product after
+the backward loop instead of one per step. ``benchmarks/recurrent.py`` times it beside trax's GRU and PyTorch.
 
 Linear-chain CRF for sequence tagging
 -------------------------------------
@@ -48,6 +56,7 @@ from seqnlp.compat import trax  # noqa: F401  (applies the trax fixes before tra
 from trax import fastmath
 from trax.fastmath import numpy as jnp
 from trax.layers import base
+from trax import layers as tl
 from trax.layers import initializers as init
 
 NEG = -1e4
@@ -190,3 +199,98 @@ def iob2_allowed_transitions(tag_names):
         target == "I" and source in ("B", "I") and source_kind == target_kind))
         for target, target_kind in parsed] for source, source_kind in parsed], dtype=bool)
     return start, transition
+
+
+# ---- GRU with the input projections outside the time loop ------------------------------------------------
+
+
+def _gru_forward(xs, h0, w1, b1, w2, b2):
+    """trax's GRUCell equations over xs (batch, time, d_in); returns all states and what backward needs."""
+    d_in, n = xs.shape[-1], h0.shape[-1]
+    # The input half of both matrices for every time step at once: XLA runs this one large product on every
+    # core, where the small per-step products inside the loop run on one.
+    projected = jnp.einsum("btd,dk->tbk", xs, jnp.concatenate([w1[:d_in], w2[:d_in]], axis=1))
+    projected = projected + jnp.concatenate([b1, b2])
+    gates_h, candidate_h = w1[d_in:], w2[d_in:]
+
+    def step(h, x_part):
+        gates = jax.nn.sigmoid(x_part[:, :2 * n] + h @ gates_h)
+        candidate = jnp.tanh(x_part[:, 2 * n:] + (gates[:, n:] * h) @ candidate_h)
+        new_h = gates[:, :n] * h + (1 - gates[:, :n]) * candidate
+        return new_h, (new_h, gates, candidate)
+
+    h_last, (states, gates, candidate) = jax.lax.scan(step, h0, projected)
+    previous = jnp.concatenate([h0[None], states[:-1]])
+    return jnp.swapaxes(states, 0, 1), h_last, (previous, gates, candidate)
+
+
+@jax.custom_vjp
+def gru_sequence(xs, h0, w1, b1, w2, b2):
+    """States (batch, time, n) and the last state of trax's GRU over xs (batch, time, d_in) from h0 (batch, n).
+
+    Weights as trax's ``GRUCell``: ``w1`` (d_in + n, 2n) for the update and reset gates, ``w2`` (d_in + n, n)
+    for the candidate, rows for ``x`` first. Its gradient is written out (see ``_gru_backward``) so that the
+    weight gradients are also single large products over all time steps, where autodiff of a scan
+    accumulates them one small product per step.
+    """
+    states, h_last, _ = _gru_forward(xs, h0, w1, b1, w2, b2)
+    return states, h_last
+
+
+def _gru_sequence_forward(xs, h0, w1, b1, w2, b2):
+    states, h_last, saved = _gru_forward(xs, h0, w1, b1, w2, b2)
+    return (states, h_last), (xs, w1, w2, saved)
+
+
+def _gru_backward(residuals, cotangents):
+    xs, w1, w2, (previous, gates, candidate) = residuals
+    d_states, d_last = cotangents
+    d_in, n = xs.shape[-1], w2.shape[1]
+    gates_h, candidate_h = w1[d_in:], w2[d_in:]
+
+    def step(d_h, saved):
+        d_state, h, gates, candidate = saved
+        u, r = gates[:, :n], gates[:, n:]
+        d_new = d_state + d_h
+        d_candidate_pre = d_new * (1 - u) * (1 - candidate ** 2)
+        d_reset_h = d_candidate_pre @ candidate_h.T
+        d_gates_pre = jnp.concatenate([d_new * (h - candidate), d_reset_h * h], axis=-1) * gates * (1 - gates)
+        d_h = d_new * u + d_reset_h * r + d_gates_pre @ gates_h.T
+        return d_h, (d_gates_pre, d_candidate_pre)
+
+    d_h0, (d_gates_pre, d_candidate_pre) = jax.lax.scan(
+        step, d_last, (jnp.swapaxes(d_states, 0, 1), previous, gates, candidate), reverse=True)
+    d_pre = jnp.concatenate([d_gates_pre, d_candidate_pre], axis=-1)  # (time, batch, 3n)
+    d_xs = jnp.einsum("tbk,dk->btd", d_pre, jnp.concatenate([w1[:d_in], w2[:d_in]], axis=1))
+    d_input_weights = jnp.einsum("btd,tbk->dk", xs, d_pre)
+    d_w1 = jnp.concatenate([d_input_weights[:, :2 * n], jnp.einsum("tbn,tbk->nk", previous, d_gates_pre)])
+    d_w2 = jnp.concatenate([d_input_weights[:, 2 * n:],
+                            jnp.einsum("tbn,tbk->nk", gates[..., n:] * previous, d_candidate_pre)])
+    d_bias = d_pre.sum(axis=(0, 1))
+    return d_xs, d_h0, d_w1, d_bias[:2 * n], d_w2, d_bias[2 * n:]
+
+
+gru_sequence.defvjp(_gru_sequence_forward, _gru_backward)
+
+
+class _GRUScan(tl.Scan):
+    """trax's ``Scan(GRUCell)`` (the same weights, so the same checkpoints) running :func:`gru_sequence`.
+
+    Predict mode, which carries the state from one call to the next, is trax's own code.
+    """
+
+    def forward(self, inputs):
+        if self._mode == "predict":
+            return super().forward(inputs)
+        xs, h0 = inputs
+        return gru_sequence(xs, h0, *self.weights[0])
+
+
+def GRU(n_units, mode="train"):  # pylint: disable=invalid-name
+    """``trax.layers.GRU``: its weights and results, computed by :func:`gru_sequence` outside predict mode."""
+    return tl.Serial(
+        tl.Branch([], tl.MakeZeroState(depth_multiplier=1)),
+        _GRUScan(tl.GRUCell(n_units=n_units), axis=1, mode=mode),
+        tl.Select([0], n_in=2),
+        name=f"GRU_{n_units}", sublayers_to_print=[],
+    )
