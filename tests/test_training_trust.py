@@ -31,7 +31,7 @@ class SimulatedKill(BaseException):
     """Stands for kill -9: nothing after it runs, no handler sees it."""
 
 
-def make_repo(root):
+def make_repo(root, steps=STEPS):
     """The project's dvc.yaml, schema and source, small params, and synthetic token files."""
     root.mkdir()
     shutil.copy(REPO / "dvc.yaml", root)
@@ -39,7 +39,7 @@ def make_repo(root):
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params[TASK]["model"].update(d_model=16, dropout=0.1)
-    params[TASK]["train"].update(steps=STEPS, checkpoint_every=EVERY, eval_every=5, eval_batches=2,
+    params[TASK]["train"].update(steps=steps, checkpoint_every=EVERY, eval_every=5, eval_batches=2,
                                  bucket_boundaries=[32], bucket_batch_sizes=[8, 8], warmup_steps=5)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     tokens = root / layout.tokens(TASK)
@@ -306,7 +306,9 @@ def test_kill_9_during_training_and_during_a_checkpoint_write_then_rerun(referen
 
 
 def test_ctrl_c_exits_130_and_says_which_checkpoint_was_kept(tmp_path):
-    root = make_repo(tmp_path / "repo")
+    # Far more steps than it can run before the signal lands: the 20 steps after the checkpoint took only
+    # milliseconds with the faster GRU, and the run sometimes finished first.
+    root = make_repo(tmp_path / "repo", steps=100_000)
     process = seqnlp(["train", TASK], root)
     wait_for(lambda: (root / layout.checkpoints(TASK) / "step_00000010").is_dir(), process)
     process.send_signal(signal.SIGINT)
