@@ -278,6 +278,12 @@ def seqnlp(arguments, cwd, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
+def with_default_sigint():
+    # A suite started in the background (`cmd &` in a script) inherits SIGINT ignored, and Python then never
+    # installs its KeyboardInterrupt handler: the child must start with the default, as under a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_for(condition, process, timeout=120):
     deadline = time.monotonic() + timeout
     while not condition():
@@ -306,13 +312,16 @@ def test_kill_9_during_training_and_during_a_checkpoint_write_then_rerun(referen
 
 
 def test_ctrl_c_exits_130_and_says_which_checkpoint_was_kept(tmp_path):
-    # Far more steps than it can run before the signal lands: the 20 steps after the checkpoint took only
-    # milliseconds with the faster GRU, and the run sometimes finished first.
+    # Far more steps than it can run before the signal lands, so it cannot finish first.
     root = make_repo(tmp_path / "repo", steps=100_000)
-    process = seqnlp(["train", TASK], root)
+    process = seqnlp(["train", TASK], root, preexec_fn=with_default_sigint)
     wait_for(lambda: (root / layout.checkpoints(TASK) / "step_00000010").is_dir(), process)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate()
+    try:
+        _, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"seqnlp train ignored SIGINT: {process.communicate()}")
     assert process.returncode == 130
     last_line = err.strip().splitlines()[-1]
     assert "training interrupted at step" in last_line and "checkpoint at step" in last_line
