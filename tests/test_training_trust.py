@@ -278,11 +278,6 @@ def seqnlp(arguments, cwd, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
-def with_default_sigint():
-    # A suite started in the background (`cmd &` in a script) inherits SIGINT ignored, and Python then never
-    # installs its KeyboardInterrupt handler: the child must start with the default, as under a terminal.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
 
 def wait_for(condition, process, timeout=120):
     deadline = time.monotonic() + timeout
@@ -314,7 +309,13 @@ def test_kill_9_during_training_and_during_a_checkpoint_write_then_rerun(referen
 def test_ctrl_c_exits_130_and_says_which_checkpoint_was_kept(tmp_path):
     # Far more steps than it can run before the signal lands, so it cannot finish first.
     root = make_repo(tmp_path / "repo", steps=100_000)
-    process = seqnlp(["train", TASK], root, preexec_fn=with_default_sigint)
+    # A suite started as a background job (`cmd &` in a script) inherits SIGINT ignored, and a Python child then
+    # never raises KeyboardInterrupt. A handled signal is reset to the default in the child, as under a terminal.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = seqnlp(["train", TASK], root)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     wait_for(lambda: (root / layout.checkpoints(TASK) / "step_00000010").is_dir(), process)
     process.send_signal(signal.SIGINT)
     try:
