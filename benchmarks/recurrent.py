@@ -93,7 +93,7 @@ def trax_step(model, inputs, targets):
     return lambda: jax.block_until_ready(gradients(weights))
 
 
-def trax_steps(model, ids, width, vocab):
+def trax_steps(model, ids, features, width, vocab):
     from seqnlp import layers
     from seqnlp.compat import trax
     from seqnlp.tasks import ner, shakespeare
@@ -102,12 +102,11 @@ def trax_steps(model, ids, width, vocab):
     if model == "gru-lm":
         return {f"{name} GRU": trax_step(shakespeare.GRULM(vocab, width, n_layers=2, gru=gru), ids, ids)
                 for name, gru in (("trax", tl.GRU), ("seqnlp", layers.GRU))}
-    features = np.random.default_rng(1).standard_normal(ids.shape + (width,), dtype=np.float32)
     tagger = tl.Serial(ner.BidirectionalLSTM(width), tl.Dense(N_TAGS), tl.LogSoftmax())
     return {"trax LSTM": trax_step(tagger, (features, ids), ids % N_TAGS)}
 
 
-def torch_step(model, ids, width, vocab):
+def torch_step(model, ids, features, width, vocab):
     import torch
 
     if model == "gru-lm":
@@ -123,12 +122,11 @@ def torch_step(model, ids, width, vocab):
     else:
         recurrent = torch.nn.LSTM(width, width, batch_first=True, bidirectional=True)
         output = torch.nn.Linear(2 * width, N_TAGS)
-        features = torch.from_numpy(np.random.default_rng(1).standard_normal(ids.shape + (width,), dtype=np.float32))
         targets = torch.from_numpy((ids % N_TAGS).astype(np.int64))
         parameters = [*recurrent.parameters(), *output.parameters()]
 
         def log_probs():
-            states, _ = recurrent(features)
+            states, _ = recurrent(torch.from_numpy(features))
             return torch.log_softmax(output(states), dim=-1)
 
     mask = torch.ones(targets.shape)
@@ -157,14 +155,15 @@ def main():
     from seqnlp.tasks.shakespeare import VOCAB_SIZE
 
     ids = np.random.default_rng(0).integers(2, 127, (batch, length)).astype(np.int32)
-    steps = trax_steps(args.model, ids, width, VOCAB_SIZE)
+    features = np.random.default_rng(1).standard_normal((batch, length, width), dtype=np.float32)  # lstm-tagger's input
+    steps = trax_steps(args.model, ids, features, width, VOCAB_SIZE)
     try:
         import torch
     except ImportError:
         print("PyTorch is not installed (see --help): no PyTorch row")
     else:
         torch.set_num_threads(args.threads)
-        steps[f"PyTorch {torch.__version__}"] = torch_step(args.model, ids, width, VOCAB_SIZE)
+        steps[f"PyTorch {torch.__version__}"] = torch_step(args.model, ids, features, width, VOCAB_SIZE)
 
     flops = step_flops(args.model, batch, length, width, VOCAB_SIZE)
     ceiling = matmul_ceiling()
@@ -174,8 +173,8 @@ def main():
     print(f"{args.model}, width {width}, {batch} x {length}: {flops / 1e9:.2f} GFLOP per step; matrix-multiply "
           f"ceiling {ceiling / 1e9:.0f} GFLOP/s = {flops / ceiling:.4f} s per step")
     if loop_speed:
-        print(f"the recurrent product alone ({batch} x {width} by {width} x {3 * width}, {length} steps of a lax.scan): "
-              f"{loop_speed / 1e9:.0f} GFLOP/s = {loop_speed / ceiling:.0%} of the ceiling")
+        print(f"the recurrent product alone ({batch} x {width} by {width} x {3 * width}, {length} steps of a "
+              f"lax.scan): {loop_speed / 1e9:.0f} GFLOP/s = {loop_speed / ceiling:.0%} of the ceiling")
     torch_seconds = next((value for name, value in seconds.items() if name.startswith("PyTorch")), None)
     for name, value in seconds.items():
         versus_torch = f", {torch_seconds / value:.2f}x PyTorch's speed" if torch_seconds else ""
