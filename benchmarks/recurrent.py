@@ -6,7 +6,7 @@ GRU) and of the same model in PyTorch, against this machine's matrix-multiply ce
 ``gru-lm`` (default: 32 lines x 32 characters, width 512) is the Shakespeare language model: Embedding(256, N),
 2 x GRU(N), Dense(256), LogSoftmax, with trax's GRU, with ``seqnlp.layers.GRU`` and with PyTorch's.
 ``lstm-tagger`` (default: 64 sentences x 16 words, width 200) is the recurrent core of the NER tagger:
-N-wide word features, trax's bidirectional LSTM as ``seqnlp.tasks.ner.BidirectionalLSTM`` builds it (the
+N-wide word features, trax's bidirectional LSTM as ``seqnlp.layers.BidirectionalLSTM`` builds it (the
 backward direction reversed within each sentence), Dense(17), LogSoftmax; and PyTorch's bidirectional LSTM.
 
 A step is the forward and backward pass (gradients of the masked cross-entropy, no optimizer update) on
@@ -96,13 +96,13 @@ def trax_step(model, inputs, targets):
 def trax_steps(model, ids, features, width, vocab):
     from seqnlp import layers
     from seqnlp.compat import trax
-    from seqnlp.tasks import ner, shakespeare
+    from seqnlp.tasks import shakespeare
 
     tl = trax.layers
     if model == "gru-lm":
         return {f"{name} GRU": trax_step(shakespeare.GRULM(vocab, width, n_layers=2, gru=gru), ids, ids)
                 for name, gru in (("trax", tl.GRU), ("seqnlp", layers.GRU))}
-    tagger = tl.Serial(ner.BidirectionalLSTM(width), tl.Dense(N_TAGS), tl.LogSoftmax())
+    tagger = tl.Serial(layers.BidirectionalLSTM(width), tl.Dense(N_TAGS), tl.LogSoftmax())
     return {"trax LSTM": trax_step(tagger, (features, ids), ids % N_TAGS)}
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from seqnlp.compat import trax
 from seqnlp import gru_reference
-from seqnlp.layers import (CRF, GRU, CRFDecode, CRFLoss, crf_loss, crf_nll, crf_potentials, gru_sequence,
-                           iob2_allowed_transitions, viterbi_decode)
+from seqnlp.layers import (CRF, GRU, BidirectionalLSTM, CRFDecode, CRFLoss, crf_loss, crf_nll, crf_potentials,
+                           gru_sequence, iob2_allowed_transitions, reverse_within_length, viterbi_decode)
 from trax import layers as tl
 from trax import shapes
 from trax.supervised import training
@@ -285,3 +285,39 @@ def test_gru_layer_in_predict_mode_steps_through_the_same_states():
     stepwise.weights = whole.weights
     one_at_a_time = np.concatenate([np.asarray(stepwise(xs[:, t:t + 1])) for t in range(xs.shape[1])], axis=1)
     np.testing.assert_allclose(one_at_a_time, np.asarray(whole(xs)), rtol=1e-5, atol=1e-6)
+
+
+def test_reverse_within_length_reverses_real_tokens_and_leaves_padding():
+    features = np.arange(2 * 4 * 1, dtype=np.float32).reshape(2, 4, 1)
+    ids = np.array([[5, 6, 7, 0], [5, 6, 7, 8]])
+    reversed_ = np.asarray(reverse_within_length(features, ids))[..., 0]
+    assert reversed_.tolist() == [[2, 1, 0, 3], [7, 6, 5, 4]]
+
+
+def test_bidirectional_lstm_states_of_a_row_do_not_depend_on_its_padding():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(1, 4, 5)).astype(np.float32)  # trax's LSTM wants n_units inputs
+    ids = np.array([[4, 5, 6, 7]])
+    padded_features = np.concatenate([features, rng.normal(size=(1, 3, 5)).astype(np.float32)], axis=1)
+    padded_ids = np.array([[4, 5, 6, 7, 0, 0, 0]])
+    layer = BidirectionalLSTM(5, mode="eval")
+    layer.init(shapes.signature((padded_features, padded_ids)))
+    states = np.asarray(layer((features, ids)))
+    padded_states = np.asarray(layer((padded_features, padded_ids)))
+    assert states.shape == (1, 4, 10) and padded_states.shape == (1, 7, 10)
+    np.testing.assert_allclose(padded_states[:, :4], states, rtol=1e-5, atol=1e-6)
+    forward_cell, backward_cell = _cells(layer, "LSTMCell")
+    for direction, cell in [(lambda x: x, forward_cell), (lambda x: x[:, ::-1], backward_cell)]:
+        alone = tl.LSTM(5, mode="eval")
+        alone.init(shapes.signature(features))
+        [alone_cell] = _cells(alone, "LSTMCell")
+        alone_cell.weights = cell.weights
+        expected = direction(np.asarray(alone(direction(features))))
+        np.testing.assert_allclose(states[..., :5] if cell is forward_cell else states[..., 5:], expected,
+                                   rtol=1e-5, atol=1e-6)
+
+
+def _cells(layer, name):
+    """The sublayers called ``name``, depth first in order."""
+    found = [layer] if layer.name == name else []
+    return found + [cell for sublayer in layer.sublayers for cell in _cells(sublayer, name)]

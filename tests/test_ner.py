@@ -151,13 +151,6 @@ def test_the_course_variant_is_the_seed_model():
     assert str(ner.model(course)) == str(tl.Serial(tl.Embedding(50, 50), tl.LSTM(50), tl.Dense(9), tl.LogSoftmax()))
 
 
-def test_the_backward_lstm_reads_each_sentence_from_its_own_last_word():
-    features = np.arange(2 * 4 * 1, dtype=np.float32).reshape(2, 4, 1)
-    ids = np.array([[5, 6, 7, 0], [5, 6, 7, 8]])
-    reversed_ = np.asarray(ner._reverse_within_length(features, ids))[..., 0]
-    assert reversed_.tolist() == [[2, 1, 0, 3], [7, 6, 5, 4]]
-
-
 @pytest.mark.parametrize("crf", [True, False])
 def test_padding_does_not_change_a_sentence_tags(crf):
     from trax import shapes

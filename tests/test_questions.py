@@ -116,6 +116,17 @@ def test_triplet_loss_ignores_non_duplicate_rows_as_anchors_but_keeps_them_as_ne
         numpy_triplet_loss(first, second, np.ones(6, np.int32), 0.25))
 
 
+
+def test_both_ways_triplet_loss_anchors_each_question_of_a_pair_in_turn():
+    generator = np.random.default_rng(1)
+    first, second = unit(generator.normal(size=(5, 4))), unit(generator.normal(size=(5, 4)))
+    labels = np.array([1, 1, 0, 1, 1], np.int32)
+    one_way, other_way = (numpy_triplet_loss(first, second, labels, 0.25),
+                          numpy_triplet_loss(second, first, labels, 0.25))
+    assert one_way != pytest.approx(other_way)
+    assert float(questions.both_ways_triplet_loss(first, second, labels, 0.25)) == pytest.approx(
+        (one_way + other_way) / 2, rel=1e-5)
+
 def test_pair_loss_is_the_logistic_loss_of_the_scaled_cosine():
     first, second = unit([[1, 0], [1, 0]]), unit([[1, 1], [0, 1]])
     labels = np.array([1, 0], np.int32)
@@ -126,11 +137,12 @@ def test_pair_loss_is_the_logistic_loss_of_the_scaled_cosine():
 
 # ---- the model ------------------------------------------------------------------------------------
 
-def tiny_siamese(pooling="masked_mean_max", vocab_size=50, subword_buckets=0, width=1):
+def tiny_siamese(pooling="masked_mean_max", vocab_size=50, subword_buckets=0, width=1, bidirectional=False):
     from trax import shapes
 
-    siamese = questions.Siamese(questions.Encoder(vocab_size, d_model=8, pooling=pooling,
-                                                  subword_buckets=subword_buckets, mode="eval"))
+    encoder = questions.Encoder(vocab_size, d_model=8, pooling=pooling, subword_buckets=subword_buckets,
+                                bidirectional=bidirectional, residual=bidirectional, mode="eval")
+    siamese = questions.Siamese(encoder)
     batch = (np.ones((2, 5, width), np.int32), np.ones((2, 7, width), np.int32), np.ones((2,), np.int32))
     siamese.init(shapes.signature(batch))
     return siamese
@@ -157,16 +169,18 @@ def test_both_questions_go_through_one_encoder_with_one_set_of_weights():
     np.testing.assert_allclose(np.linalg.norm(np.asarray(v1), axis=1), 1.0, rtol=1e-5)
 
 
-def test_masked_pooling_ignores_padding_and_the_labels_pass_through_to_the_loss():
-    siamese = tiny_siamese()
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_masked_pooling_ignores_padding_and_the_labels_pass_through_to_the_loss(bidirectional):
+    siamese = tiny_siamese(bidirectional=bidirectional)
     short, padded = words([3, 4, 5]), words([3, 4, 5, 0, 0, 0])
     v_short, v_padded, labels = siamese((short, padded, np.array([1], np.int32)))
     np.testing.assert_allclose(v_short, v_padded, rtol=1e-5, atol=1e-6)
     assert labels.tolist() == [1]
 
 
-def test_the_compiled_encoder_matches_the_layer_and_padding_to_a_length_step_changes_nothing():
-    siamese = tiny_siamese(pooling="masked_mean", subword_buckets=20, width=3)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_the_compiled_encoder_matches_the_layer_and_padding_to_a_length_step_changes_nothing(bidirectional):
+    siamese = tiny_siamese(pooling="masked_mean", subword_buckets=20, width=3, bidirectional=bidirectional)
     questions_ids = [np.array([[5, 7, 9], [6, 8, 0]], np.int32), np.array([[4, 3, 0]], np.int32)]
     by_layer = [np.asarray(siamese((q[None], q[None], np.ones(1, np.int32)))[0])[0] for q in questions_ids]
     compiled = questions.encode(questions.compiled(questions.encoder_of(siamese)), questions_ids, batch_size=8)

@@ -8,6 +8,12 @@ training and evaluation pass, :func:`gru_sequence`: the input projections of all
 product before the loop, and the hand-written gradient computes the weight gradients as one product after
 the backward loop instead of one per step. ``benchmarks/recurrent.py`` times it beside trax's GRU and PyTorch.
 
+Bidirectional LSTM
+------------------
+
+:func:`BidirectionalLSTM` (the NER tagger's and, optionally, the question encoder's) is two of trax's LSTMs;
+the backward one reads each row from its own last real token, so padding never reaches a row's states.
+
 Linear-chain CRF for sequence tagging
 -------------------------------------
 
@@ -54,9 +60,9 @@ import numpy as np
 
 from seqnlp.compat import trax  # noqa: F401  (applies the trax fixes before trax is used)
 from trax import fastmath
+from trax import layers as tl
 from trax.fastmath import numpy as jnp
 from trax.layers import base
-from trax import layers as tl
 from trax.layers import initializers as init
 
 NEG = -1e4
@@ -204,14 +210,19 @@ def iob2_allowed_transitions(tag_names):
 # ---- GRU with the input projections outside the time loop ------------------------------------------------
 
 
+def _split_gru_weights(w1, w2, d_in):
+    """GRUCell's two matrices, rows for ``x`` first, as the input projection of all three parts (update and
+    reset gates, candidate; d_in x 3n) and the recurrent matrices of the gates (n x 2n) and the candidate (n x n)."""
+    return jnp.concatenate([w1[:d_in], w2[:d_in]], axis=1), w1[d_in:], w2[d_in:]
+
+
 def _gru_forward(xs, h0, w1, b1, w2, b2):
     """trax's GRUCell equations over xs (batch, time, d_in); returns all states and what backward needs."""
-    d_in, n = xs.shape[-1], h0.shape[-1]
+    n = h0.shape[-1]
+    input_weights, gates_h, candidate_h = _split_gru_weights(w1, w2, xs.shape[-1])
     # The input half of both matrices for every time step at once: XLA runs this one large product on every
     # core, where the small per-step products inside the loop run on one.
-    projected = jnp.einsum("btd,dk->tbk", xs, jnp.concatenate([w1[:d_in], w2[:d_in]], axis=1))
-    projected = projected + jnp.concatenate([b1, b2])
-    gates_h, candidate_h = w1[d_in:], w2[d_in:]
+    projected = jnp.einsum("btd,dk->tbk", xs, input_weights) + jnp.concatenate([b1, b2])
 
     def step(h, x_part):
         gates = jax.nn.sigmoid(x_part[:, :2 * n] + h @ gates_h)
@@ -245,8 +256,8 @@ def _gru_sequence_forward(xs, h0, w1, b1, w2, b2):
 def _gru_backward(residuals, cotangents):
     xs, w1, w2, (previous, gates, candidate) = residuals
     d_states, d_last = cotangents
-    d_in, n = xs.shape[-1], w2.shape[1]
-    gates_h, candidate_h = w1[d_in:], w2[d_in:]
+    n = w2.shape[1]
+    input_weights, gates_h, candidate_h = _split_gru_weights(w1, w2, xs.shape[-1])
 
     def step(d_h, saved):
         d_state, h, gates, candidate = saved
@@ -261,7 +272,7 @@ def _gru_backward(residuals, cotangents):
     d_h0, (d_gates_pre, d_candidate_pre) = jax.lax.scan(
         step, d_last, (jnp.swapaxes(d_states, 0, 1), previous, gates, candidate), reverse=True)
     d_pre = jnp.concatenate([d_gates_pre, d_candidate_pre], axis=-1)  # (time, batch, 3n)
-    d_xs = jnp.einsum("tbk,dk->btd", d_pre, jnp.concatenate([w1[:d_in], w2[:d_in]], axis=1))
+    d_xs = jnp.einsum("tbk,dk->btd", d_pre, input_weights)
     d_input_weights = jnp.einsum("btd,tbk->dk", xs, d_pre)
     d_w1 = jnp.concatenate([d_input_weights[:, :2 * n], jnp.einsum("tbn,tbk->nk", previous, d_gates_pre)])
     d_w2 = jnp.concatenate([d_input_weights[:, 2 * n:],
@@ -293,4 +304,31 @@ def GRU(n_units, mode="train"):  # pylint: disable=invalid-name
         _GRUScan(tl.GRUCell(n_units=n_units), axis=1, mode=mode),
         tl.Select([0], n_in=2),
         name=f"GRU_{n_units}", sublayers_to_print=[],
+    )
+
+
+# ---- bidirectional LSTM over padded rows -----------------------------------------------------------------
+
+
+def reverse_within_length(features, ids):
+    """Reverse each row's real tokens (those with id > 0), leaving the padding at the end in place."""
+    lengths = (ids > 0).sum(axis=1, keepdims=True)
+    positions = jnp.arange(ids.shape[1])[None, :]
+    index = jnp.where(positions < lengths, lengths - 1 - positions, positions)
+    return jnp.take_along_axis(features, index[..., None], axis=1)
+
+
+def BidirectionalLSTM(n_units, mode="train"):  # pylint: disable=invalid-name
+    """(features, ids) -> forward and backward LSTM states, concatenated; the backward pass skips padding.
+
+    The backward LSTM reads each row from its own last real token (``ids`` > 0), not from the end of the
+    padding, so a short row's states do not depend on how long the other rows of its batch are.
+    """
+    reverse = tl.Fn("ReverseWithinLength", reverse_within_length)
+    return tl.Serial(
+        tl.Branch(
+            [tl.Select([0], n_in=2), tl.LSTM(n_units, mode=mode)],
+            [tl.Select([0, 1, 1]), reverse, tl.Parallel(tl.LSTM(n_units, mode=mode), None), reverse],
+        ),
+        tl.Concatenate(),
     )

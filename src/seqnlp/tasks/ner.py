@@ -338,27 +338,6 @@ def _form_tables(tokens):
 
 # ---- model ----------------------------------------------------------------------------------------
 
-def _reverse_within_length(features, ids):
-    """Reverse each row's real tokens (those with id > 0), leaving the padding at the end in place."""
-    np_ = trax.fastmath.numpy
-    lengths = (ids > 0).sum(axis=1, keepdims=True)
-    positions = np_.arange(ids.shape[1])[None, :]
-    index = np_.where(positions < lengths, lengths - 1 - positions, positions)
-    return np_.take_along_axis(features, index[..., None], axis=1)
-
-
-def BidirectionalLSTM(n_units, mode="train"):
-    """(features, ids) -> forward and backward LSTM states, concatenated; the backward pass skips padding."""
-    reverse = tl.Fn("ReverseWithinLength", _reverse_within_length)
-    return tl.Serial(
-        tl.Branch(
-            [tl.Select([0], n_in=2), tl.LSTM(n_units, mode=mode)],
-            [tl.Select([0, 1, 1]), reverse, tl.Parallel(tl.LSTM(n_units, mode=mode), None), reverse],
-        ),
-        tl.Concatenate(),
-    )
-
-
 def _max_over_characters(features, chars):
     return (features * (chars > 0)[..., None]).max(axis=2)
 
@@ -391,7 +370,7 @@ def Tagger(n_tags, vocab_size, d_word=100, d_hidden=100, bidirectional=True, cha
         features,
         drop,
         project,
-        BidirectionalLSTM(d_hidden, mode=mode) if bidirectional else tl.LSTM(d_hidden, mode=mode),
+        layers.BidirectionalLSTM(d_hidden, mode=mode) if bidirectional else tl.LSTM(d_hidden, mode=mode),
         drop,
         tl.Dense(n_tags),
         layers.CRF(n_tags, allowed=allowed) if crf else tl.LogSoftmax(),
@@ -503,9 +482,10 @@ def entity_confusion(gold, predicted):
 def score(gold, predicted):
     """Token accuracy and strict IOB2 entity-level precision, recall and F1 (micro and per type)."""
     tokens = sum(len(tags) for tags in gold)
-    correct = sum(g == p for gold_tags, predicted_tags in zip(gold, predicted) for g, p in zip(gold_tags, predicted_tags))
-    report = seqeval_metrics.classification_report(gold, predicted, mode="strict", scheme=seqeval_scheme.IOB2, output_dict=True,
-                                                   zero_division=0)
+    correct = sum(g == p for gold_tags, predicted_tags in zip(gold, predicted)
+                  for g, p in zip(gold_tags, predicted_tags))
+    report = seqeval_metrics.classification_report(gold, predicted, mode="strict", scheme=seqeval_scheme.IOB2,
+                                                   output_dict=True, zero_division=0)
     return {
         "sentences": len(gold),
         "tokens": tokens,

@@ -25,6 +25,7 @@ from seqnlp.sources import copy_local, copy_verified, local_file, mirror_directo
 
 sk_metrics = LazyModule("sklearn.metrics")
 compat = trax_module("seqnlp.compat")
+layers = trax_module("seqnlp.layers")
 trax = trax_module()
 tl = trax_module("trax.layers")
 
@@ -303,7 +304,8 @@ def _masked_mean_and_max(states, word_ids):
     return np_.concatenate([_masked_mean(states, word_ids), largest], axis=-1)
 
 
-def Encoder(vocab_size, d_model=128, pooling="mean", dropout=0.0, residual=False, subword_buckets=0, mode="train"):
+def Encoder(vocab_size, d_model=128, pooling="mean", dropout=0.0, residual=False, bidirectional=False, subword_buckets=0,
+            mode="train"):
     """Encoded questions (batch, words, 1 + n-grams per word) -> unit vectors.
 
     ``pooling="mean"`` with no n-grams, no dropout and no residual is the seed's
@@ -311,7 +313,9 @@ def Encoder(vocab_size, d_model=128, pooling="mean", dropout=0.0, residual=False
     so a question's vector depends on how much padding its batch has); ``"masked_mean"`` averages the
     LSTM states of real words only, and ``"masked_mean_max"`` concatenates that mean and the states'
     maximum over real words. ``residual`` adds each word's vector to its LSTM state, so the pooled vector
-    keeps the bag of words the LSTM may blur. ``subword_buckets`` > 0 adds hashed character n-gram embeddings to each
+    keeps the bag of words the LSTM may blur. ``bidirectional`` runs an LSTM each way (the backward one from each
+    question's own last word) and concatenates their states (2 x d_model; ``residual`` adds the word's vector
+    to both halves). ``subword_buckets`` > 0 adds hashed character n-gram embeddings to each
     word's (fastText's subword vectors), so rare, misspelt and unseen words share what their parts mean.
     """
     def words():
@@ -325,8 +329,13 @@ def Encoder(vocab_size, d_model=128, pooling="mean", dropout=0.0, residual=False
                  tl.Fn("WithSubwords", _with_subwords)]
     else:
         embed = [words(), tl.Embedding(vocab_size, d_model)]
-    lstm = tl.LSTM(d_model, mode=mode)
-    states = [embed, drop, tl.Residual(lstm) if residual else lstm]
+    if bidirectional:
+        lstm = layers.BidirectionalLSTM(d_model, mode=mode)
+        both_halves = [tl.Select([0, 0], n_in=2), tl.Concatenate()]
+        states = [tl.Branch([embed, drop], words()), tl.Residual(lstm, shortcut=both_halves) if residual else lstm]
+    else:
+        lstm = tl.LSTM(d_model, mode=mode)
+        states = [embed, drop, tl.Residual(lstm) if residual else lstm]
     pool = {
         "mean": [states, tl.Mean(axis=1)],
         "masked_mean": [tl.Branch(states, words()), tl.Fn("MaskedMean", _masked_mean)],
@@ -342,7 +351,7 @@ def Siamese(encoder):
     return tl.Serial(tl.Parallel(encoder, encoder))
 
 
-MODEL_KEYS = ("d_model", "pooling", "dropout", "residual")
+MODEL_KEYS = ("d_model", "pooling", "dropout", "residual", "bidirectional")
 
 
 def model(params, mode="train"):
@@ -386,12 +395,19 @@ def pair_loss(first, second, labels, scale, center):
     return np_.logaddexp(0.0, signs * logits).mean()
 
 
+def both_ways_triplet_loss(first, second, labels, margin):
+    """The mean of :func:`triplet_loss` with each question of a pair as the anchor, so the first questions
+    of the batch are negatives too (the course anchors only the first)."""
+    return 0.5 * (triplet_loss(first, second, labels, margin) + triplet_loss(second, first, labels, margin))
+
+
 def _objective(settings):
     margin, weight = settings["triplet_margin"], settings["pair_loss_weight"]
     scale, center = settings["pair_loss_scale"], settings["pair_loss_center"]
+    triplet = both_ways_triplet_loss if settings["triplet_both_ways"] else triplet_loss
 
     def total(first, second, labels):
-        loss = triplet_loss(first, second, labels, margin)
+        loss = triplet(first, second, labels, margin)
         return loss + weight * pair_loss(first, second, labels, scale, center) if weight else loss
     return total
 
