@@ -116,7 +116,6 @@ def test_triplet_loss_ignores_non_duplicate_rows_as_anchors_but_keeps_them_as_ne
         numpy_triplet_loss(first, second, np.ones(6, np.int32), 0.25))
 
 
-
 def test_both_ways_triplet_loss_anchors_each_question_of_a_pair_in_turn():
     generator = np.random.default_rng(1)
     first, second = unit(generator.normal(size=(5, 4))), unit(generator.normal(size=(5, 4)))
@@ -126,6 +125,7 @@ def test_both_ways_triplet_loss_anchors_each_question_of_a_pair_in_turn():
     assert one_way != pytest.approx(other_way)
     assert float(questions.both_ways_triplet_loss(first, second, labels, 0.25)) == pytest.approx(
         (one_way + other_way) / 2, rel=1e-5)
+
 
 def test_pair_loss_is_the_logistic_loss_of_the_scaled_cosine():
     first, second = unit([[1, 0], [1, 0]]), unit([[1, 1], [0, 1]])

@@ -278,7 +278,6 @@ def seqnlp(arguments, cwd, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
-
 def wait_for(condition, process, timeout=120):
     deadline = time.monotonic() + timeout
     while not condition():
