@@ -2,15 +2,15 @@
 
     python benchmarks/generate.py [--length 200] [--runs 5]
 
-Needs models/shakespeare (run the pipeline first). The first call compiles the jitted step; the
-figure that matters is the time of the calls after it.
+Needs models/serving/shakespeare (run the pipeline first): it samples as `seqnlp generate` does, from the
+exported model. The first call compiles the sampler; the figure that matters is the time of the calls after it.
 """
 
 import argparse
 import time
 
 from seqnlp import layout, tasks
-from seqnlp.stages.train import CHECKPOINT_FILE
+from seqnlp.trained import load_exported
 
 
 def main():
@@ -18,12 +18,12 @@ def main():
     parser.add_argument("--length", type=int, default=200)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    generator = tasks.load("shakespeare").load_generator(tasks.params("shakespeare"),
-                                                         layout.model("shakespeare") / CHECKPOINT_FILE,
-                                                         layout.tokens("shakespeare"))
+    task = tasks.load("shakespeare")
+    generator = task.Generator(load_exported("shakespeare", tasks.params("shakespeare")),
+                               task.training_alphabet(layout.tokens("shakespeare")))
     started = time.perf_counter()
     generator.sample("", args.length, 1.0, seed=0)
-    print(f"first call (compiles the step): {time.perf_counter() - started:.3f} s")
+    print(f"first call (compiles the sampler): {time.perf_counter() - started:.3f} s")
     times = []
     for seed in range(1, args.runs + 1):
         started = time.perf_counter()

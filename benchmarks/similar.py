@@ -12,7 +12,7 @@ import statistics
 import time
 
 from seqnlp import layout, tasks
-from seqnlp.stages.evaluate import load_trained
+from seqnlp.trained import load_exported
 
 QUERIES = ["How can I lose weight fast?", "What is the best way to learn Python?", "Why is the sky blue?",
            "How do I get a job at Google?"]
@@ -24,7 +24,7 @@ def main():
     parser.add_argument("--top", type=int, default=5)
     args = parser.parse_args()
     task, params = tasks.load("questions"), tasks.params("questions")
-    encoder = task.QuestionEncoder(params, load_trained("questions", task, params), layout.tokens("questions"))
+    encoder = task.QuestionEncoder(params, load_exported("questions", params), layout.tokens("questions"))
     index = task.QuestionIndex(layout.index("questions"))
     for query in QUERIES:  # compile once per query length
         index.nearest(encoder([query])[0][0], args.top)

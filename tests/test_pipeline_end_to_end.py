@@ -259,6 +259,21 @@ def test_duplicates_and_similar_answer_from_the_trained_model_and_its_index(dvc_
     assert itself["similarity"] == pytest.approx(1.0, abs=1e-4)
 
 
+FRONT_DOORS = [["classify", "Stocks fell on Wall Street"], ["generate", "--length", "20"],
+               ["tag", "Mr. Smith flew to Paris."], ["tag", "--model", "ner_conll", "Mr. Smith flew to Paris."],
+               ["duplicates", "How do I learn Python?", "How to learn Python?"], ["similar", "Why is the sky blue?"]]
+
+
+def test_the_commands_people_type_import_neither_trax_nor_tensorflow(dvc_run):
+    script = ("import json, sys\nfrom seqnlp.cli import main\n"
+              "codes = [main(arguments) for arguments in json.loads(sys.argv[1])]\n"
+              "print(json.dumps([codes, sorted({name.split('.')[0] for name in sys.modules}"
+              " & {'trax', 'tensorflow', 'tensorflow_datasets'})]))")
+    codes, imported = json.loads(run([sys.executable, "-c", script, json.dumps(FRONT_DOORS)],
+                                     dvc_run).splitlines()[-1])
+    assert codes == [0] * len(FRONT_DOORS) and imported == []
+
+
 SNAKEMAKE = ["snakemake", "-s", "workflow/Snakefile", "--profile", "workflow/profiles/default"]
 
 

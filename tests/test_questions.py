@@ -127,6 +127,20 @@ def test_both_ways_triplet_loss_anchors_each_question_of_a_pair_in_turn():
         (one_way + other_way) / 2, rel=1e-5)
 
 
+@pytest.mark.parametrize("both_ways", [True, False])
+def test_the_triplet_loss_curve_is_the_triplet_loss_that_training_uses(both_ways):
+    generator = np.random.default_rng(2)
+    first, second = unit(generator.normal(size=(5, 4))), unit(generator.normal(size=(5, 4)))
+    labels = np.array([1, 0, 1, 1, 1], np.int32)
+    settings = {"triplet_margin": 0.25, "triplet_both_ways": both_ways, "pair_loss_weight": 0.0,
+                "pair_loss_scale": 10.0, "pair_loss_center": 0.5}
+    metric = questions.eval_metrics({"model": settings})["TripletLoss"]
+    expected = numpy_triplet_loss(first, second, labels, 0.25)
+    if both_ways:
+        expected = (expected + numpy_triplet_loss(second, first, labels, 0.25)) / 2
+    assert float(metric((first, second, labels))) == pytest.approx(expected, rel=1e-5)
+
+
 def test_pair_loss_is_the_logistic_loss_of_the_scaled_cosine():
     first, second = unit([[1, 0], [1, 0]]), unit([[1, 1], [0, 1]])
     labels = np.array([1, 0], np.int32)
@@ -289,7 +303,8 @@ def test_index_returns_the_nearest_questions_most_similar_first(tmp_path):
 def test_pairs_with_an_empty_or_unknown_question_are_refused_or_left_undecided(tmp_path):
     questions.Vocabulary(["<pad>", "<unk>", "how", "do", "i", "learn", "python", "?"]).save(
         tmp_path / questions.VOCAB_FILE)
-    encoder = questions.QuestionEncoder({"evaluate": {"batch_size": 4}}, tiny_siamese(), tmp_path)
+    encoder = questions.QuestionEncoder({"evaluate": {"batch_size": 4}},
+                                        questions.compiled(questions.encoder_of(tiny_siamese())), tmp_path)
     judged = questions.judge_pairs(encoder, 0.5, [("How do I learn Python?", "how do i learn python ?"),
                                                   ("How do I learn Python?", "Zyzzyva qwxz")])
     assert judged[0]["similarity"] == pytest.approx(1.0, abs=1e-5) and judged[0]["duplicate"] is True
@@ -303,7 +318,8 @@ def test_pairs_with_an_empty_or_unknown_question_are_refused_or_left_undecided(t
 def test_with_ngrams_a_question_of_unknown_words_is_still_judged(tmp_path):
     settings = {"n_min": 3, "n_max": 5, "per_word": 6, "buckets": 20}
     questions.Vocabulary(["<pad>", "<unk>", "how", "?"], settings).save(tmp_path / questions.VOCAB_FILE)
+    siamese = tiny_siamese(subword_buckets=20, width=7)
     encoder = questions.QuestionEncoder({"evaluate": {"batch_size": 4}},
-                                        tiny_siamese(subword_buckets=20, width=7), tmp_path)
+                                        questions.compiled(questions.encoder_of(siamese)), tmp_path)
     [judged] = questions.judge_pairs(encoder, 0.5, [("How?", "Zyzzyva qwxz")])
     assert judged["known_words"] == [2, 0] and judged["duplicate"] in (True, False)

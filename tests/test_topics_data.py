@@ -125,7 +125,7 @@ def test_subword_vocabulary_round_trips_through_trax_tokenize(tmp_path):
     texts = ["Stocks rallied on Wall Street today.", "The home team won the final match.",
              "New chips make phones faster."] * 20
     encoder = topics.build_vocabulary(texts, 300, tmp_path / topics.VOCAB_FILE)
-    encoded = topics.encode(texts[:3], [0, 1, 2], tmp_path)
+    encoded = topics.encode(texts[:3], tmp_path)
     assert [list(ids) for ids in encoded] == [encoder.encode(text) for text in texts[:3]]
     for text, ids in zip(texts, encoded):
         assert trax.data.detokenize(ids, vocab_type="subword", vocab_file=topics.VOCAB_FILE,

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from seqnlp import checkpoints, cli, layout
+from seqnlp import checkpoints, cli, layout, trained
 from seqnlp.artifacts import read_json, save_sequences
 from seqnlp.stages import train as train_stage
 
@@ -76,15 +76,16 @@ def assert_same_training(root, reference):
 
 
 def record(root):
-    return read_json(root / layout.model(TASK) / train_stage.TRAINING_RECORD)
+    return read_json(root / layout.model(TASK) / trained.TRAINING_RECORD)
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """An uninterrupted run."""
+    """An uninterrupted run, and its export for `seqnlp generate`."""
     root = make_repo(tmp_path_factory.mktemp("reference") / "repo")
     with pytest.MonkeyPatch.context() as monkeypatch:
         assert train_in_process(root, monkeypatch) == 0
+        assert cli.main(["export", TASK]) == 0
     assert record(root)["resumed_from_steps"] == [] and record(root)["steps"] == STEPS
     return root
 

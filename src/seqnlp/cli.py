@@ -51,11 +51,10 @@ def _run_evaluate(args):
 
 def _run_classify(args):
     from seqnlp import layout, tasks
-    from seqnlp.stages.evaluate import load_trained
+    from seqnlp.trained import load_exported
 
     task, params = tasks.load("topics"), tasks.params("topics")
-    label, probabilities = task.classify(params, load_trained("topics", task, params), layout.tokens("topics"),
-                                         args.text)
+    label, probabilities = task.classify(params, load_exported("topics", params), layout.tokens("topics"), args.text)
     print(label)
     for name, probability in sorted(probabilities.items(), key=lambda item: -item[1]):
         print(f"  {name:<10} {probability:.4f}")
@@ -91,13 +90,13 @@ def _run_tag(args):
     import json
 
     from seqnlp import layout, tasks
-    from seqnlp.stages.evaluate import load_trained
+    from seqnlp.trained import load_exported
 
     task, params = tasks.load(args.model), tasks.params(args.model)
     if not hasattr(task, "tag_sentences"):
         raise UserError(f"{args.model} is not a tagging task")
     texts = _tag_inputs(args)
-    tagged = task.tag_sentences(params, load_trained(args.model, task, params), layout.tokens(args.model), texts)
+    tagged = task.tag_sentences(params, load_exported(args.model, params), layout.tokens(args.model), texts)
     if args.json:
         print(json.dumps([{"text": text, "tokens": words, "tags": tags,
                            "entities": [{"type": kind, "text": entity} for kind, entity in entities]}
@@ -132,10 +131,10 @@ def _pair_inputs(args):
 
 def _question_model():
     from seqnlp import layout, tasks
-    from seqnlp.stages.evaluate import load_trained
+    from seqnlp.trained import load_exported
 
     task, params = tasks.load("questions"), tasks.params("questions")
-    encoder = task.QuestionEncoder(params, load_trained("questions", task, params), layout.tokens("questions"))
+    encoder = task.QuestionEncoder(params, load_exported("questions", params), layout.tokens("questions"))
     return task, encoder, task.QuestionIndex(layout.index("questions"))
 
 
@@ -174,6 +173,12 @@ def _run_similar(args):
         print(f"{similarity:.4f}  {text}")
 
 
+def _run_export(args):
+    from seqnlp.stages import export
+
+    export.run(args.task)
+
+
 def _run_index(args):
     from seqnlp.stages import index
 
@@ -188,12 +193,11 @@ def _run_samples(args):
 
 def _run_generate(args):
     from seqnlp import layout, tasks
-    from seqnlp.stages.train import CHECKPOINT_FILE, trained_record
+    from seqnlp.trained import load_exported
 
-    params = tasks.params("shakespeare")
-    trained_record("shakespeare", params)
-    generator = tasks.load("shakespeare").load_generator(params, layout.model("shakespeare") / CHECKPOINT_FILE,
-                                                         layout.tokens("shakespeare"))
+    task, params = tasks.load("shakespeare"), tasks.params("shakespeare")
+    alphabet = task.training_alphabet(layout.tokens("shakespeare"))
+    generator = task.Generator(load_exported("shakespeare", params), alphabet)
     for index in range(args.n):
         print(generator.sample(args.prefix, args.length, args.temperature, args.seed + index))
         if index + 1 < args.n:
@@ -345,6 +349,14 @@ def build_parser():
                     "question and the threshold chosen on validation.")
     index_parser.add_argument("task", choices=["questions"], help="a retrieval task")
     index_parser.set_defaults(handler=_run_index)
+
+    export_parser = commands.add_parser(
+        "export", help="write the trained model's forward pass for the commands above (the pipeline's export stage)",
+        description="Write models/serving/TASK: the trained model's forward pass compiled by jax.export and its "
+                    "weights, which classify, generate, tag, duplicates and similar run without importing trax "
+                    "(and with it TensorFlow), so that they answer in about a second.")
+    _task_argument(export_parser)
+    export_parser.set_defaults(handler=_run_export)
 
     samples_parser = commands.add_parser(
         "samples", help="write the task's generated samples (the pipeline's generate stage)",

@@ -43,3 +43,8 @@ def checkpoints(task):
 def index(task):
     """The encoded questions a retrieval task searches, built from its trained model."""
     return Path("data") / task / "index"
+
+
+def exported(task):
+    """The trained model's forward pass and weights, for the commands that run it without trax."""
+    return Path("models") / "serving" / task

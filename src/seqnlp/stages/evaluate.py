@@ -4,7 +4,7 @@ import json
 
 from seqnlp import layout, tasks
 from seqnlp.artifacts import staged_directory, write_json
-from seqnlp.stages.train import CHECKPOINT_FILE, trained_record
+from seqnlp.trained import CHECKPOINT_FILE, trained_record
 
 
 def load_trained(task_name, task, params, mode="eval"):

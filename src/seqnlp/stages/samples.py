@@ -2,7 +2,7 @@
 
 from seqnlp import layout, tasks
 from seqnlp.artifacts import staged_file
-from seqnlp.stages.train import CHECKPOINT_FILE, trained_record
+from seqnlp.trained import CHECKPOINT_FILE, trained_record
 
 
 def run(task_name):

@@ -25,11 +25,10 @@ from seqnlp.batching import CountingStream
 from seqnlp.checkpoints import CheckpointStore, trax_checkpoint_readable
 from seqnlp.compat import loop_rng, save_checkpoint_to, set_loop_rng, trax
 from seqnlp.errors import Interrupted, UserError
+from seqnlp.trained import CHECKPOINT_FILE, TRAINING_RECORD
 from trax.supervised import callbacks as step_callbacks
 from trax.supervised import lr_schedules, training
 
-CHECKPOINT_FILE = "model.pkl.gz"
-TRAINING_RECORD = "training.json"
 MODEL_FILES = ("model.pkl.gz", "model.weights.npy.gz", "model.opt_slots0.npy.gz")
 
 
@@ -208,19 +207,3 @@ def run(task_name):
           + (f" (resumed from step {', '.join(map(str, resumed_from))})" if resumed_from else "")
           + f", model {layout.model(task_name)}, validation "
           f"{json.dumps({name: round(float(v), 4) for name, v in last.items()})}")
-
-
-def trained_record(task_name, params):
-    """The finished run's record; refuse a model whose params differ from params.yaml's."""
-    model_dir = layout.model(task_name)
-    if not (model_dir / CHECKPOINT_FILE).exists():
-        raise UserError(f"no trained model at {model_dir / CHECKPOINT_FILE}; "
-                        f"run `seqnlp train {task_name}` (or `dvc repro`) first")
-    record_path = model_dir / TRAINING_RECORD
-    record = read_json(record_path) if record_path.exists() else None
-    if record is None or record["model"] != params["model"]:
-        changed = sorted(key for key in params["model"] if (record or {}).get("model", {}).get(key) != params["model"][key])
-        raise UserError(f"{model_dir} was trained with other model params than params.yaml's {task_name}.model "
-                        f"({', '.join(changed) or 'no record'}); run `dvc repro` (or `seqnlp train {task_name}`) "
-                        "to train it again")
-    return record

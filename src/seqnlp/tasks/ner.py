@@ -441,15 +441,26 @@ def training_batches(params, tokens, split, seed):
 
 # ---- evaluation -----------------------------------------------------------------------------------
 
-def predict(params, tagger, forms, word_table, char_table, batch_size, desc="tagging"):
-    """Tag ids per sentence (lists the sentences' lengths)."""
+def _best_tags(scores, mask):
+    return trax.fastmath.numpy.argmax(scores, axis=-1)
+
+
+def Decoder(tagger, crf):
+    """(word ids[, character ids], mask) -> tag ids (batch, words): the tagger's scores decoded, by Viterbi
+    with a CRF, else tag by tag; 0 at padded positions with a CRF."""
+    return tl.Serial(tagger, layers.CRFDecode() if crf else tl.Fn("BestTags", _best_tags))
+
+
+MIN_WORDS = 2  # Viterbi scans the positions after the first, and an exported scan needs one: pad to two
+
+
+def predict(params, decoder, forms, word_table, char_table, batch_size, desc="tagging"):
+    """Tag ids per sentence (lists the sentences' lengths), by ``decoder`` (see :func:`Decoder`)."""
     predicted = [None] * len(forms)
     for indices, batch in tqdm(list(padded_batches(forms, batch_size)), desc=desc, unit=" batches", leave=False):
-        inputs = (word_table[batch], char_table[batch]) if params["model"]["char_features"] else word_table[batch]
-        scores = tagger(inputs)
-        mask = (batch > 0).astype(np.float32)
-        best = np.asarray(layers.viterbi_decode(scores, mask) if params["model"]["crf"] else
-                          np.asarray(scores).argmax(axis=-1))
+        batch = np.pad(batch, ((0, 0), (0, max(MIN_WORDS - batch.shape[1], 0))))
+        inputs = (word_table[batch], char_table[batch]) if params["model"]["char_features"] else (word_table[batch],)
+        best = np.asarray(decoder((*inputs, (batch > 0).astype(np.float32))))
         for row, index in enumerate(indices):
             predicted[index] = best[row, : len(forms[index])]
     return predicted
@@ -503,10 +514,11 @@ def evaluate(params, tagger, tokens):
     """Token accuracy and entity-level P/R/F1 on the validation and test splits; entity confusion on test."""
     vocabulary = Vocabulary.load(tokens / VOCAB_FILE)
     word_table, char_table = _form_tables(tokens)
+    decoder = Decoder(tagger, params["model"]["crf"])
     results, plots = {}, {}
     for split in ("test", "valid"):
         forms, tags = _load_split(tokens, split)
-        predicted = predict(params, tagger, forms, word_table, char_table, params["evaluate"]["batch_size"],
+        predicted = predict(params, decoder, forms, word_table, char_table, params["evaluate"]["batch_size"],
                             desc=f"tagging {split}")
         gold_names = [[vocabulary.tags[i] for i in row] for row in tags]
         predicted_names = [[vocabulary.tags[i] for i in row] for row in predicted]
@@ -529,6 +541,14 @@ def describe_data(raw, filtered):
 
 # ---- serving --------------------------------------------------------------------------------------
 
+def served_model(params, tagger):
+    """What the export stage writes for `seqnlp tag`: the tagger with its decoding (see :func:`Decoder`)."""
+    words = [("batch, words", np.int32)]
+    characters = [("batch, words, characters", np.int32)] if params["model"]["char_features"] else []
+    return (Decoder(tagger, params["model"]["crf"]), words + characters + [("batch, words", np.float32)],
+            [f"words >= {MIN_WORDS}"])
+
+
 _TOKEN = re.compile(r"""
       (?:[A-Z]\.){2,}                       # initialisms: U.S., U.N.
     | (?:Mr|Mrs|Ms|Dr|Prof|St|Jr|Sr|Gen|Sen|Rep|Gov|Lt|Col|Sgt|Capt|Inc|Corp|Ltd|Co|vs)\.   # abbreviations
@@ -545,8 +565,9 @@ def split_words(text):
     return _TOKEN.findall(text)
 
 
-def tag_sentences(params, tagger, tokens, texts):
-    """[(words, tags, entities)] for each text; entities are (type, words) in order."""
+def tag_sentences(params, decoder, tokens, texts):
+    """[(words, tags, entities)] for each text, by ``decoder`` (see :func:`Decoder`); entities are (type,
+    words) in order."""
     vocabulary = Vocabulary.load(tokens / VOCAB_FILE)
     forms = Forms(vocabulary)
     sentences = [split_words(text) for text in texts]
@@ -554,7 +575,7 @@ def tag_sentences(params, tagger, tokens, texts):
         raise UserError("nothing to tag: the input has no words")
     encoded = [forms.ids(words) for words in sentences if words]
     word_table, char_table = forms.tables()
-    predicted = iter(predict(params, tagger, encoded, word_table, char_table, params["evaluate"]["batch_size"]))
+    predicted = iter(predict(params, decoder, encoded, word_table, char_table, params["evaluate"]["batch_size"]))
     tagged = []
     for words in sentences:
         tags = [vocabulary.tags[i] for i in next(predicted)] if words else []

@@ -401,10 +401,15 @@ def both_ways_triplet_loss(first, second, labels, margin):
     return 0.5 * (triplet_loss(first, second, labels, margin) + triplet_loss(second, first, labels, margin))
 
 
+def _triplet(settings):
+    """The triplet loss that training uses: one way, or both ways (see :func:`both_ways_triplet_loss`)."""
+    return both_ways_triplet_loss if settings["triplet_both_ways"] else triplet_loss
+
+
 def _objective(settings):
     margin, weight = settings["triplet_margin"], settings["pair_loss_weight"]
     scale, center = settings["pair_loss_scale"], settings["pair_loss_center"]
-    triplet = both_ways_triplet_loss if settings["triplet_both_ways"] else triplet_loss
+    triplet = _triplet(settings)
 
     def total(first, second, labels):
         loss = triplet(first, second, labels, margin)
@@ -422,10 +427,9 @@ def _course_accuracy(first, second, labels):
 
 
 def eval_metrics(params):
-    margin = params["model"]["triplet_margin"]
+    triplet, margin = _triplet(params["model"]), params["model"]["triplet_margin"]
     return {"Loss": loss(params),
-            "TripletLoss": tl.Fn("TripletLoss", lambda first, second, labels: triplet_loss(first, second, labels,
-                                                                                         margin)),
+            "TripletLoss": tl.Fn("TripletLoss", lambda first, second, labels: triplet(first, second, labels, margin)),
             "Accuracy": tl.Fn("AccuracyAt07", _course_accuracy)}
 
 
@@ -621,11 +625,17 @@ class QuestionIndex:
         return [(self.questions[i], float(similarities[i])) for i in best]
 
 
-class QuestionEncoder:
-    """Raw question text -> unit vector, with the training vocabulary."""
+def served_model(params, siamese):
+    """What the export stage writes for `seqnlp duplicates` and `similar`: the encoder, on a batch of questions."""
+    return encoder_of(siamese), [("batch, words, width", np.int32)], []
 
-    def __init__(self, params, siamese, tokens):
-        self.forward, self.batch_size = compiled(encoder_of(siamese)), params["evaluate"]["batch_size"]
+
+class QuestionEncoder:
+    """Raw question text -> unit vector, with the training vocabulary and ``forward``, the encoder as a
+    function of a (batch, words, width) batch: ``compiled(encoder_of(siamese))`` or the exported encoder."""
+
+    def __init__(self, params, forward, tokens):
+        self.forward, self.batch_size = forward, params["evaluate"]["batch_size"]
         self.vocabulary = Vocabulary.load(tokens / VOCAB_FILE)
 
     def __call__(self, questions):

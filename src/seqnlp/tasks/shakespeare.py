@@ -375,6 +375,15 @@ def training_alphabet(tokens):
         return np.unique(stored["flat"])
 
 
+def served_model(params, language_model):
+    """What the export stage writes for `seqnlp generate`: the language model in predict mode (one character
+    in, the next one's log-probabilities out, the recurrent state carried) with the trained weights."""
+    predictor = GRULM(mode="predict", **params["model"])
+    predictor.init(shapes.ShapeDtype((1, 1), np.int32))
+    predictor.weights = language_model.weights
+    return predictor, [("1, 1", np.int32)], []
+
+
 def load_generator(params, checkpoint, tokens):
     language_model = GRULM(mode="predict", **params["model"])
     language_model.init_from_file(str(checkpoint), weights_only=True,

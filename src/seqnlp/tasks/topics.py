@@ -17,8 +17,9 @@ from seqnlp.artifacts import load_sequences, read_json, save_sequences, write_js
 from seqnlp.batching import endless_shuffled, padded_batches
 from seqnlp.errors import DataError, SourceUnavailable, UserError
 from seqnlp.lazy import LazyModule, trax_module
-from seqnlp.tasks import cross_entropy_metrics
 from seqnlp.sources import copy_local, copy_verified, local_file, mirror_directory
+from seqnlp.subwords import SubwordEncoder, split_runs
+from seqnlp.tasks import cross_entropy_metrics
 
 pd = LazyModule("pandas")
 sk_metrics = LazyModule("sklearn.metrics")
@@ -26,7 +27,6 @@ compat = trax_module("seqnlp.compat")
 trax = trax_module()
 tl = trax_module("trax.layers")
 text_encoder = trax_module("trax.data.text_encoder")
-trax_tokenizer = trax_module("trax.data.tokenizer")
 
 LABELS = ("World", "Sports", "Business", "Sci/Tech")
 SPLITS = ("train", "test")
@@ -215,7 +215,7 @@ def build_vocabulary(texts, vocab_size, path):
     """Train a subword vocabulary of about ``vocab_size`` ids with trax's own SubwordTextEncoder."""
     token_counts = collections.Counter()
     for text in tqdm(texts, desc="counting tokens", unit=" texts"):
-        token_counts.update(trax_tokenizer.encode(text))
+        token_counts.update(split_runs(text))
     with tqdm(total=1, desc=f"building {vocab_size}-id subword vocabulary", bar_format="{desc}: {elapsed}") as bar:
         encoder = text_encoder.SubwordTextEncoder.build_to_target_size(
             vocab_size, token_counts, min_val=1, max_val=1000, num_iterations=4)
@@ -224,11 +224,11 @@ def build_vocabulary(texts, vocab_size, path):
     return encoder
 
 
-def encode(texts, labels, vocab_dir):
-    """Encode texts with trax.data.Tokenize over the stored vocabulary, as the seed pipeline does."""
-    tokenize = trax.data.Tokenize(keys=[0], vocab_type="subword", vocab_file=VOCAB_FILE, vocab_dir=str(vocab_dir))
-    encoded = tokenize(zip(texts, labels))
-    return [ids for ids, _ in tqdm(encoded, total=len(texts), desc="encoding", unit=" texts")]
+def encode(texts, vocab_dir):
+    """Subword ids of each text, as the seed's trax.data.Tokenize gives them, without importing TensorFlow."""
+    encoder = SubwordEncoder(Path(vocab_dir) / VOCAB_FILE)
+    return [np.array(encoder.encode(text), np.int64) for text in tqdm(texts, desc="encoding", unit=" texts",
+                                                                       disable=len(texts) < 100)]
 
 
 def tokenize(params, filtered, out):
@@ -236,7 +236,7 @@ def tokenize(params, filtered, out):
     encoder = build_vocabulary(frames["train"]["text"], params["vocab_size"], out / VOCAB_FILE)
     stats = {"vocab_size": encoder.vocab_size}
     for split, frame in frames.items():
-        sequences = encode(list(frame["text"]), list(frame["label"]), out)
+        sequences = encode(list(frame["text"]), out)
         save_sequences(out / f"{split}.npz", sequences, labels=frame["label"].to_numpy(np.int32))
         lengths = np.array([len(sequence) for sequence in sequences])
         stats[split] = {"texts": len(sequences), "mean_length": round(float(lengths.mean()), 2),
@@ -383,9 +383,14 @@ def describe_data(raw, filtered):
 
 # ---- serving --------------------------------------------------------------------------------------
 
+def served_model(params, classifier):
+    """What the export stage writes for `seqnlp classify`: the classifier, on a batch of id sequences."""
+    return classifier, [("batch, length", np.int32)], []
+
+
 def classify(params, classifier, tokens, text):
     """Label and class probabilities of one text, with the training vocabulary."""
-    [ids] = encode([clean_text(text)], [0], tokens)
+    [ids] = encode([clean_text(text)], tokens)
     if len(ids) == 0:
         raise UserError("the text has no tokens after cleaning")
     probabilities = np.exp(np.asarray(classifier(ids[None, :]))[0])
