@@ -221,7 +221,8 @@ MISTAKES = {  # dotted key: (bad value, what the message must say)
     "topics.filter.max_rows": ({"train": 10, "test": 5}, "leave 0 validation"),
     "tasks.shakespeare": ("shakespear", "no task module 'shakespear'"),
     "questions.tokenize.subwords": ({"n_min": 5, "n_max": 3, "per_word": 4, "buckets": 10}, "no n-gram length is left"),
-    "questions.train.bucket_batch_sizes": ([1, 64, 32], "1 is less than the minimum of 2"),
+    "questions.train.bucket_batch_sizes": ([1, 64, 32, 32], "1 is less than the minimum of 2"),
+    "topics.train.bucket_boundaries": ([32, 128, 512, 1024], "last boundary 1024 is below max_length 2048"),
 }
 
 

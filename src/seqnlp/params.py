@@ -102,6 +102,12 @@ def _cross_field_errors(everything):
             yield ([name, "train", "bucket_batch_sizes"],
                    f"has {len(sizes)} entries; it needs one per bucket, len(bucket_boundaries) + 1 = "
                    f"{len(boundaries) + 1}")
+        max_length = train.get("max_length")
+        if boundaries and max_length is not None and boundaries[-1] < max_length:
+            yield ([name, "train", "bucket_boundaries"],
+                   f"the last boundary {boundaries[-1]} is below max_length {max_length}: trax pads the bucket above "
+                   "it to each batch's longest example, so every new length compiles the training step again and "
+                   "keeps it (~100 MB each); make the last boundary at least max_length")
         corpus = section.get("download", {}).get("corpus")
         split = section.get("filter", {}).get("split")
         if corpus is not None and (split is None) != (corpus == "conll2003"):
