@@ -150,8 +150,8 @@ def test_a_failed_cluster_job_names_its_log_and_the_rest_of_the_run_finishes(slu
     assert "Error in rule download_topics" in failed and "logs/download_topics.log" in failed
     assert "ag_news" in failed_job_log and "Traceback" not in failed_job_log
     # the rerun continued from what finished: only the topics branch and what reads every branch ran
-    assert jobs_run(rerun) == {f"{kind}_topics" for kind in ("download", "filter", "tokenize", "train", "evaluate")} \
-        | {"render_plots", "all"}
+    assert jobs_run(rerun) == {f"{kind}_topics" for kind in ("download", "filter", "tokenize", "train", "evaluate",
+                                                             "export")} | {"render_plots", "all"}
 
 
 def test_the_cluster_run_makes_what_dvc_repro_makes(dvc_run, slurm_run):
@@ -311,7 +311,7 @@ def retrained_clone(pulled_clone):
 def test_snakemake_reruns_exactly_what_dvc_finds_changed(retrained_clone):
     clone, planned, dvc_status = retrained_clone
     # Snakemake follows DVC's content hashes, not the checkout's timestamps (it has no record of its own here)
-    assert planned == {"train_topics", "evaluate_topics", "render_plots", "all"}
+    assert planned == {"train_topics", "evaluate_topics", "export_topics", "render_plots", "all"}
     assert "train@topics" in dvc_status and "shakespeare" not in dvc_status
     # each job is recorded in dvc.lock as it finishes: both tools agree the run is complete
     assert "up to date" in run(["dvc", "status"], clone)
