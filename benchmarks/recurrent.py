@@ -2,6 +2,7 @@
 GRU) and of the same model in PyTorch, against this machine's matrix-multiply ceiling.
 
     python benchmarks/recurrent.py [--model gru-lm|lstm-tagger] [--batch B] [--length T] [--width N] [--runs 10]
+                                   [--devices D]
 
 ``gru-lm`` (default: 32 lines x 32 characters, width 512) is the Shakespeare language model: Embedding(256, N),
 2 x GRU(N), Dense(256), LogSoftmax, with trax's GRU, with ``seqnlp.layers.GRU`` and with PyTorch's.
@@ -14,12 +15,15 @@ random weights and ids; no data or checkpoint is needed. The ceiling is the best
 4096 x 4096 products, measured before and after the steps (the better of the two). A step's FLOPs are
 counted from its matrix multiplies (2mnk each forward, twice that backward), so ``of the ceiling`` is FLOP/s
 reached over FLOP/s possible. For the GRU it also times the recurrent product alone, the one that must stay
-inside the loop over time steps. Each timing is the median of ``runs`` steps after a warm-up. PyTorch is a
+inside the loop over time steps. ``--devices D`` adds a row for the seqnlp GRU step split over D host devices
+(XLA's ``--xla_force_host_platform_device_count``, ``jax.pmap``, gradients averaged), the way to run the two
+halves of a batch side by side on the two cores, if XLA ran them side by side. Each timing is the median of ``runs`` steps after a warm-up. PyTorch is a
 benchmark-only dependency (``pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu``, or
 ``pip install -e .[bench]``); without it the PyTorch row is left out and the output says so.
 """
 
 import argparse
+import os
 import statistics
 import time
 
@@ -93,6 +97,27 @@ def trax_step(model, inputs, targets):
     return lambda: jax.block_until_ready(gradients(weights))
 
 
+def data_parallel_step(model, ids, n_devices):
+    """``trax_step`` with the batch split over ``n_devices`` host devices, the gradients averaged across them."""
+    import jax
+
+    from seqnlp.compat import trax
+
+    loss = trax.layers.WeightedCategoryCrossEntropy()
+    model.init(trax.shapes.signature(ids))
+    weights, state = model.weights, model.state
+
+    def batch_loss(weights, ids):
+        log_probs, _ = model.pure_fn(ids, weights, state, jax.random.PRNGKey(0))
+        return loss.pure_fn((log_probs, ids, np.ones(ids.shape, np.float32)), (), (), None)[0]
+
+    gradients = jax.pmap(lambda weights, ids: jax.lax.pmean(jax.grad(batch_loss)(weights, ids), "devices"),
+                         axis_name="devices")
+    replicated = jax.tree.map(lambda array: np.broadcast_to(np.asarray(array), (n_devices, *np.shape(array))), weights)
+    shards = ids.reshape(n_devices, ids.shape[0] // n_devices, *ids.shape[1:])
+    return lambda: jax.block_until_ready(gradients(replicated, shards))
+
+
 def trax_steps(model, ids, features, width, vocab):
     from seqnlp import layers
     from seqnlp.compat import trax
@@ -148,7 +173,11 @@ def main():
     parser.add_argument("--width", type=int, help="recurrent units")
     parser.add_argument("--runs", type=int, default=10, help="timed steps per model (the median is shown)")
     parser.add_argument("--threads", type=int, default=2, help="threads for PyTorch (XLA uses every core)")
+    parser.add_argument("--devices", type=int, default=1,
+                        help="gru-lm: also time the seqnlp GRU step split over this many host devices")
     args = parser.parse_args()
+    if args.devices > 1:  # read once, when jax starts: set before anything imports it
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={args.devices}"
     batch, length, width = (given or default for given, default in
                             zip((args.batch, args.length, args.width), DEFAULTS[args.model]))
 
@@ -157,6 +186,12 @@ def main():
     ids = np.random.default_rng(0).integers(2, 127, (batch, length)).astype(np.int32)
     features = np.random.default_rng(1).standard_normal((batch, length, width), dtype=np.float32)  # lstm-tagger's input
     steps = trax_steps(args.model, ids, features, width, VOCAB_SIZE)
+    if args.devices > 1 and args.model == "gru-lm":
+        from seqnlp import layers
+        from seqnlp.tasks import shakespeare
+
+        model = shakespeare.GRULM(VOCAB_SIZE, width, n_layers=2, gru=layers.GRU)
+        steps[f"seqnlp GRU, {args.devices} devices"] = data_parallel_step(model, ids, args.devices)
     try:
         import torch
     except ImportError:

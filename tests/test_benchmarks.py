@@ -9,11 +9,15 @@ import pytest
 from conftest import REPO
 
 
-@pytest.mark.parametrize("model, rows", [("gru-lm", ["trax GRU", "seqnlp GRU"]), ("lstm-tagger", ["trax LSTM"])])
-def test_recurrent_benchmark_reports_each_model_against_the_ceiling(model, rows):
+@pytest.mark.parametrize("model, options, rows", [
+    ("gru-lm", [], ["trax GRU", "seqnlp GRU"]),
+    ("gru-lm", ["--devices", "2"], ["trax GRU", "seqnlp GRU", "seqnlp GRU, 2 devices"]),
+    ("lstm-tagger", [], ["trax LSTM"]),
+])
+def test_recurrent_benchmark_reports_each_model_against_the_ceiling(model, options, rows):
     result = subprocess.run(
         [sys.executable, "benchmarks/recurrent.py", "--model", model, "--batch", "2", "--length", "3", "--width", "8",
-         "--runs", "1"], cwd=REPO, capture_output=True, text=True, check=True)
+         "--runs", "1", *options], cwd=REPO, capture_output=True, text=True, check=True)
     assert re.search(r"GFLOP per step; matrix-multiply ceiling \d+ GFLOP/s", result.stdout), result.stdout
     assert ("the recurrent product alone" in result.stdout) == (model == "gru-lm")
     for row in rows:
