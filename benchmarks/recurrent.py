@@ -17,8 +17,9 @@ counted from its matrix multiplies (2mnk each forward, twice that backward), so 
 reached over FLOP/s possible. For the GRU it also times the recurrent product alone, the one that must stay
 inside the loop over time steps. ``--devices D`` adds a row for the seqnlp GRU step split over D host devices
 (XLA's ``--xla_force_host_platform_device_count``, ``jax.pmap``, gradients averaged), the way to run the two
-halves of a batch side by side on the two cores, if XLA ran them side by side. Each timing is the median of ``runs`` steps after a warm-up. PyTorch is a
-benchmark-only dependency (``pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu``, or
+halves of a batch side by side on the two cores, if XLA ran them side by side. Each timing is the median of
+``runs`` steps after a warm-up. PyTorch is a benchmark-only dependency
+(``pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu``, or
 ``pip install -e .[bench]``); without it the PyTorch row is left out and the output says so.
 """
 
@@ -79,54 +80,43 @@ def median_seconds(step, runs):
     return statistics.median(times)
 
 
-def trax_step(model, inputs, targets):
-    """Gradients of the masked cross-entropy of ``model`` (log-probabilities out) on one batch, jitted."""
+def trax_step(model, inputs, targets, n_devices=1):
+    """Gradients of the masked cross-entropy of ``model`` (log-probabilities out) on one batch, jitted; with
+    ``n_devices`` > 1, the batch split over that many host devices (``jax.pmap``), the gradients averaged."""
     import jax
 
     from seqnlp.compat import trax
 
     loss = trax.layers.WeightedCategoryCrossEntropy()
     model.init(trax.shapes.signature(inputs))
-    weights, state, mask = model.weights, model.state, np.ones(targets.shape, np.float32)
-
-    def batch_loss(weights):
-        log_probs, _ = model.pure_fn(inputs, weights, state, jax.random.PRNGKey(0))
-        return loss.pure_fn((log_probs, targets, mask), (), (), None)[0]
-
-    gradients = jax.jit(jax.grad(batch_loss))
-    return lambda: jax.block_until_ready(gradients(weights))
-
-
-def data_parallel_step(model, ids, n_devices):
-    """``trax_step`` with the batch split over ``n_devices`` host devices, the gradients averaged across them."""
-    import jax
-
-    from seqnlp.compat import trax
-
-    loss = trax.layers.WeightedCategoryCrossEntropy()
-    model.init(trax.shapes.signature(ids))
     weights, state = model.weights, model.state
 
-    def batch_loss(weights, ids):
-        log_probs, _ = model.pure_fn(ids, weights, state, jax.random.PRNGKey(0))
-        return loss.pure_fn((log_probs, ids, np.ones(ids.shape, np.float32)), (), (), None)[0]
+    def batch_loss(weights, inputs, targets):
+        log_probs, _ = model.pure_fn(inputs, weights, state, jax.random.PRNGKey(0))
+        return loss.pure_fn((log_probs, targets, np.ones(targets.shape, np.float32)), (), (), None)[0]
 
-    gradients = jax.pmap(lambda weights, ids: jax.lax.pmean(jax.grad(batch_loss)(weights, ids), "devices"),
-                         axis_name="devices")
+    if n_devices == 1:
+        gradients = jax.jit(jax.grad(lambda weights: batch_loss(weights, inputs, targets)))
+        return lambda: jax.block_until_ready(gradients(weights))
+    gradients = jax.pmap(lambda *batch: jax.lax.pmean(jax.grad(batch_loss)(*batch), "devices"), axis_name="devices")
     replicated = jax.tree.map(lambda array: np.broadcast_to(np.asarray(array), (n_devices, *np.shape(array))), weights)
-    shards = ids.reshape(n_devices, ids.shape[0] // n_devices, *ids.shape[1:])
-    return lambda: jax.block_until_ready(gradients(replicated, shards))
+    shards = jax.tree.map(lambda array: array.reshape(n_devices, -1, *array.shape[1:]), (inputs, targets))
+    return lambda: jax.block_until_ready(gradients(replicated, *shards))
 
 
-def trax_steps(model, ids, features, width, vocab):
+def trax_steps(model, ids, features, width, vocab, n_devices):
     from seqnlp import layers
     from seqnlp.compat import trax
     from seqnlp.tasks import shakespeare
 
     tl = trax.layers
     if model == "gru-lm":
-        return {f"{name} GRU": trax_step(shakespeare.GRULM(vocab, width, n_layers=2, gru=gru), ids, ids)
-                for name, gru in (("trax", tl.GRU), ("seqnlp", layers.GRU))}
+        steps = {f"{name} GRU": trax_step(shakespeare.GRULM(vocab, width, n_layers=2, gru=gru), ids, ids)
+                 for name, gru in (("trax", tl.GRU), ("seqnlp", layers.GRU))}
+        if n_devices > 1:
+            steps[f"seqnlp GRU, {n_devices} devices"] = trax_step(
+                shakespeare.GRULM(vocab, width, n_layers=2, gru=layers.GRU), ids, ids, n_devices)
+        return steps
     tagger = tl.Serial(layers.BidirectionalLSTM(width), tl.Dense(N_TAGS), tl.LogSoftmax())
     return {"trax LSTM": trax_step(tagger, (features, ids), ids % N_TAGS)}
 
@@ -185,13 +175,7 @@ def main():
 
     ids = np.random.default_rng(0).integers(2, 127, (batch, length)).astype(np.int32)
     features = np.random.default_rng(1).standard_normal((batch, length, width), dtype=np.float32)  # lstm-tagger's input
-    steps = trax_steps(args.model, ids, features, width, VOCAB_SIZE)
-    if args.devices > 1 and args.model == "gru-lm":
-        from seqnlp import layers
-        from seqnlp.tasks import shakespeare
-
-        model = shakespeare.GRULM(VOCAB_SIZE, width, n_layers=2, gru=layers.GRU)
-        steps[f"seqnlp GRU, {args.devices} devices"] = data_parallel_step(model, ids, args.devices)
+    steps = trax_steps(args.model, ids, features, width, VOCAB_SIZE, args.devices)
     try:
         import torch
     except ImportError:
