@@ -137,3 +137,16 @@ def test_perplexity_metrics_weight_by_characters():
     assert metrics["bits_per_character"] == pytest.approx(1.2 / np.log(2))
     assert metrics["perplexity"] == pytest.approx(np.exp(1.2))
     assert metrics["accuracy"] == pytest.approx(0.5)
+
+
+def test_a_prompt_is_normalised_as_the_training_lines_were_and_says_so():
+    model = shakespeare.GRULM(d_model=8, n_layers=1, mode="predict")
+    model.init(shakespeare.shapes.ShapeDtype((1, 1), np.int32))
+    generator = shakespeare.Generator(model, alphabet=[shakespeare.EOS, *map(ord, "romeo: ")], lowercase=True)
+    text, notes = generator.prompt("ROMÉO: «go»")
+    assert text == "romeo: o"
+    assert notes == ["2 character(s) of the prefix are outside the model's alphabet and were dropped",
+                     "the prefix was lower-cased, as the training lines were",
+                     "character(s) never seen in training were dropped: 'g'"]
+    assert shakespeare.normalise("ROMÉO", True) == ("romeo", 0)
+    assert shakespeare.filter_lines(["ROMÉO: «go»"], 32, True)[0] == ["romeo: go"]

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +41,21 @@ def test_a_lazy_trax_module_applies_the_compat_fixes_first():
                                "assert 'trax' not in sys.modules\nprint(tl.LSTM.__name__, 'seqnlp.compat' in sys.modules)"],
         cwd=REPO, capture_output=True, text=True, check=True)
     assert loaded.stdout.split()[-2:] == ["LSTM", "True"]
+
+
+def test_a_copy_of_the_project_runs_its_own_code(tmp_path, mirror):
+    """`seqnlp` from the venv's editable install, run inside a copy (as `seqnlp slice` makes), runs the copy's
+    src/: an edit there changes the copy's output."""
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("params.yaml", "dvc.yaml"):
+        (copy / name).write_text((REPO / name).read_text())
+    subprocess.run(["cp", "-r", str(REPO / "workflow"), str(REPO / "src"), str(copy)], check=True)
+    data_stage = copy / "src" / "seqnlp" / "stages" / "data.py"
+    data_stage.write_text(data_stage.read_text().replace(
+        "record = stage_function(params[stage], *inputs, out)",
+        "record = {**stage_function(params[stage], *inputs, out), 'edited_in_the_copy': True}"))
+    seqnlp = [str(Path(sys.executable).with_name("seqnlp")), "download", "shakespeare"]
+    subprocess.run(seqnlp, cwd=copy, check=True, capture_output=True)
+    assert json.loads((copy / "data" / "shakespeare" / "raw" / "source.json").read_text())["edited_in_the_copy"]
+    assert "edited_in_the_copy" not in (REPO / "src" / "seqnlp" / "stages" / "data.py").read_text()

@@ -19,7 +19,7 @@ import yaml
 
 from conftest import REPO
 from seqnlp import checkpoints, cli, layout, trained
-from seqnlp.artifacts import read_json, save_sequences
+from seqnlp.artifacts import read_json, save_sequences, sha256_of
 from seqnlp.stages import train as train_stage
 
 STEPS, EVERY = 30, 10
@@ -75,6 +75,12 @@ def assert_same_training(root, reference):
     assert not (root / layout.checkpoints(TASK)).exists()
 
 
+def file_hashes(directory):
+    """sha256 of each file under ``directory``: what DVC records for it in dvc.lock."""
+    return {path.relative_to(directory).as_posix(): sha256_of(path) for path in sorted(directory.rglob("*"))
+            if path.is_file()}
+
+
 def record(root):
     return read_json(root / layout.model(TASK) / trained.TRAINING_RECORD)
 
@@ -109,6 +115,9 @@ def test_a_finished_run_leaves_no_checkpoints_and_the_next_run_starts_from_scrat
     root = make_repo(tmp_path / "repo")
     assert train_in_process(root, monkeypatch) == 0
     assert_same_training(root, reference)  # the same params give the same bits, run after run
+    assert file_hashes(root / layout.model(TASK)) == file_hashes(reference / layout.model(TASK))
+    assert cli.main(["export", TASK]) == 0
+    assert file_hashes(root / layout.exported(TASK)) == file_hashes(reference / layout.exported(TASK))
     assert train_in_process(root, monkeypatch) == 0  # what `dvc repro -f` does
     assert "resum" not in capsys.readouterr().err
     assert record(root)["resumed_from_steps"] == []

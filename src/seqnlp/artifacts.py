@@ -13,12 +13,25 @@ from pathlib import Path
 import numpy as np
 
 
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def make_scratch_directory(prefix, parent):
+    """``tempfile.mkdtemp``, with the permissions of any folder the user makes (mkdtemp's are 0700)."""
+    scratch = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    scratch.chmod(0o777 & ~_current_umask())
+    return scratch
+
+
 @contextlib.contextmanager
 def staged_directory(final):
     """Yield an empty scratch directory that replaces ``final`` only if the block finishes."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    scratch = make_scratch_directory(f".{final.name}.", final.parent)
     try:
         yield scratch
     except BaseException:
@@ -36,7 +49,7 @@ def staged_file(final):
     final.parent.mkdir(parents=True, exist_ok=True)
     handle, scratch = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
     os.close(handle)
-    os.chmod(scratch, 0o644)
+    os.chmod(scratch, 0o666 & ~_current_umask())
     try:
         yield Path(scratch)
     except BaseException:
@@ -62,21 +75,22 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def save_sequences(path, sequences, **columns):
-    """Store variable-length int sequences (plus per-sequence columns) as one flat .npz.
-
-    Unlike ``np.savez`` the archive carries no timestamps, so the same data gives the same bytes and
-    DVC does not rerun later stages for nothing.
-    """
-    lengths = np.array([len(sequence) for sequence in sequences], dtype=np.int64)
-    flat = np.concatenate([np.asarray(s, dtype=np.int32) for s in sequences]) if sequences else np.zeros(0, np.int32)
-    arrays = {"flat": flat, "lengths": lengths, **{name: np.asarray(v) for name, v in columns.items()}}
+def save_arrays(path, arrays):
+    """``np.savez`` without its timestamps: the same arrays always give the same bytes, so DVC does not
+    rerun later stages, or store another copy, for nothing. ``arrays`` maps names to arrays."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, array in arrays.items():
             buffer = io.BytesIO()
-            np.save(buffer, array)
+            np.save(buffer, np.asarray(array))
             archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue(),
                              compress_type=zipfile.ZIP_DEFLATED)
+
+
+def save_sequences(path, sequences, **columns):
+    """Store variable-length int sequences (plus per-sequence columns) as one flat .npz (see save_arrays)."""
+    lengths = np.array([len(sequence) for sequence in sequences], dtype=np.int64)
+    flat = np.concatenate([np.asarray(s, dtype=np.int32) for s in sequences]) if sequences else np.zeros(0, np.int32)
+    save_arrays(path, {"flat": flat, "lengths": lengths, **columns})
 
 
 def load_sequences(path):

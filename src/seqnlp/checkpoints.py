@@ -14,12 +14,11 @@ import os
 import pickle
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
-from seqnlp.artifacts import read_json, sha256_of
+from seqnlp.artifacts import make_scratch_directory, read_json, sha256_of
 
 MANIFEST = "manifest.json"
 FINGERPRINT = "fingerprint.json"
@@ -86,7 +85,7 @@ class CheckpointStore:
 
     def save(self, step, write_files, resume_state):
         """Write one unit: ``write_files(directory)`` writes the checkpoint files, then the resume state."""
-        scratch = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{UNIT_PREFIX}{step:08d}.", dir=self.directory))
+        scratch = make_scratch_directory(f"{PARTIAL_PREFIX}{UNIT_PREFIX}{step:08d}.", self.directory)
         write_files(scratch)
         (scratch / RESUME_STATE).write_text(json.dumps({"step": step, **resume_state}, sort_keys=True) + "\n")
         files = {path.name: sha256_of(path) for path in sorted(scratch.iterdir())}

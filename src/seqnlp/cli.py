@@ -5,12 +5,13 @@ inside each command so that ``--help`` answers at once.
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from seqnlp import __version__
 from seqnlp.errors import UserError
-from seqnlp.params import enter_repository_root
+from seqnlp.params import enter_repository_root, repository_root
 
 TASK_STAGES = {  # subcommand: (one-line help, longer description)
     "download": ("fetch the raw data (upstream when online, or $SEQNLP_DATA_MIRROR) and verify checksums", None),
@@ -179,6 +180,12 @@ def _run_export(args):
     export.run(args.task)
 
 
+def _run_package(args):
+    from seqnlp.stages import package
+
+    package.run(args.task)
+
+
 def _run_index(args):
     from seqnlp.stages import index
 
@@ -197,7 +204,7 @@ def _run_generate(args):
 
     task, params = tasks.load("shakespeare"), tasks.params("shakespeare")
     alphabet = task.training_alphabet(layout.tokens("shakespeare"))
-    generator = task.Generator(load_exported("shakespeare", params), alphabet)
+    generator = task.Generator(load_exported("shakespeare", params), alphabet, params["filter"]["lowercase"])
     for index in range(args.n):
         print(generator.sample(args.prefix, args.length, args.temperature, args.seed + index))
         if index + 1 < args.n:
@@ -234,17 +241,9 @@ def _run_report(args):
 
 
 def _run_plots(args):
-    from seqnlp import report
-    from seqnlp.artifacts import staged_directory
+    from seqnlp.stages import plots
 
-    if args.directory.exists():
-        others = [path.name for path in args.directory.iterdir() if path.suffix not in (".svg", ".png")]
-        if others:
-            raise UserError(f"{args.directory} holds other files than plot images ({', '.join(sorted(others)[:3])}); "
-                            "name a folder of its own")
-    with staged_directory(args.directory) as scratch:
-        images = report.render_plots(scratch, image_format=args.format)
-    print(f"wrote {len(images)} plot image(s) under {args.directory}")
+    plots.run(args.directory, args.format)
 
 
 def _run_slice(args):
@@ -358,6 +357,14 @@ def build_parser():
     _task_argument(export_parser)
     export_parser.set_defaults(handler=_run_export)
 
+    package_parser = commands.add_parser(
+        "package", help="write the task's model package, which works outside the repository (the package stage)",
+        description="Write packages/TASK: the exported model, its vocabulary or index, its params, this commit's "
+                    "headline metrics, its provenance, a model card (README.md) and a manifest of sha256s. Load it "
+                    "from anywhere with seqnlp.load(FOLDER), or give the commands --package FOLDER.")
+    _task_argument(package_parser)
+    package_parser.set_defaults(handler=_run_package)
+
     samples_parser = commands.add_parser(
         "samples", help="write the task's generated samples (the pipeline's generate stage)",
         description="Write samples/TASK.txt: texts generated at the prefixes, temperatures and seed of the "
@@ -420,7 +427,24 @@ def build_parser():
     return parser
 
 
+def run_the_checkouts_own_code(argv):
+    """Inside a copy of the project (`seqnlp slice`, a clone that shares one venv), run the copy's own
+    src/, not the code the venv's editable install points at: DVC hashes the copy's files, so an edit
+    there must be what runs."""
+    try:
+        own = repository_root() / "src" / "seqnlp"
+    except UserError:
+        return
+    if (own / "__init__.py").is_file() and own.resolve() != Path(__file__).resolve().parent:
+        paths = [str(own.parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+        os.execve(sys.executable, [sys.executable, "-m", "seqnlp", *argv],
+                  {**os.environ, "PYTHONPATH": os.pathsep.join(paths)})
+
+
 def main(argv=None):
+    """The ``seqnlp`` command; ``argv`` (in-process callers, such as tests) runs the code already imported."""
+    if argv is None:
+        run_the_checkouts_own_code(sys.argv[1:])
     args = build_parser().parse_args(argv)
     try:
         enter_repository_root()

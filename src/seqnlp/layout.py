@@ -48,3 +48,8 @@ def index(task):
 def exported(task):
     """The trained model's forward pass and weights, for the commands that run it without trax."""
     return Path("models") / "serving" / task
+
+
+def package(task):
+    """The trained model as a self-contained folder that works outside the repository (seqnlp.packages)."""
+    return Path("packages") / task

@@ -7,18 +7,24 @@ length dimensions) beside its weights as plain arrays. ``seqnlp classify``, ``ta
 before anything happens, for models that answer in milliseconds.
 """
 
+import dataclasses
 import re
 from pathlib import Path
 
 import numpy as np
 
 from seqnlp import layout
-from seqnlp.artifacts import read_json, write_json
+from seqnlp.artifacts import read_json, save_arrays, write_json
 from seqnlp.errors import UserError
 from seqnlp.lazy import LazyModule
 
 jax = LazyModule("jax")
 jax_export = LazyModule("jax.export")
+# jax has no public call to drop source locations from an export; these are the parts jax.export itself uses.
+jax_export_internals = LazyModule("jax._src.export._export")
+jax_mlir = LazyModule("jax._src.interpreters.mlir")
+mlir_ir = LazyModule("jaxlib.mlir.ir")
+mlir_passes = LazyModule("jaxlib.mlir.passmanager")
 
 CHECKPOINT_FILE = "model.pkl.gz"
 TRAINING_RECORD = "training.json"
@@ -46,6 +52,15 @@ def _example(shape):
     return tuple(int(size) if size.isdigit() else 2 for size in re.split(r"\s*,\s*", shape.strip()))
 
 
+def without_source_locations(exported):
+    """``exported`` with its source locations stripped: jax records the file and line of every traced call,
+    so the same model exported from another folder (a clone, a copy) would give other bytes."""
+    with jax_mlir.make_ir_context():
+        module = mlir_ir.Module.parse(exported.mlir_module())
+        mlir_passes.PassManager.parse("builtin.module(strip-debuginfo)").run(module.operation)
+        return dataclasses.replace(exported, mlir_module_serialized=jax_export_internals._module_to_bytecode(module))
+
+
 def export(layer, inputs, constraints, training_record, directory):
     """Write ``layer``'s forward pass, its weights and its state to ``directory``.
 
@@ -71,10 +86,10 @@ def export(layer, inputs, constraints, training_record, directory):
     scope = jax_export.SymbolicScope(constraints)
     specs = [[jax.ShapeDtypeStruct(array.shape, array.dtype) for array in arrays] for arrays in (weights, state)]
     specs += [jax.ShapeDtypeStruct(jax_export.symbolic_shape(shape, scope=scope), dtype) for shape, dtype in inputs]
-    exported = jax_export.export(jax.jit(forward))(*specs)
+    exported = without_source_locations(jax_export.export(jax.jit(forward))(*specs))
     (directory / EXPORT_FILE).write_bytes(exported.serialize())
     for arrays, name in ((weights, WEIGHTS_FILE), (state, STATE_FILE)):
-        np.savez(directory / name, *[np.asarray(array) for array in arrays])
+        save_arrays(directory / name, {f"arr_{index}": array for index, array in enumerate(arrays)})
     record = {"inputs": [[shape, np.dtype(dtype).name] for shape, dtype in inputs], "constraints": list(constraints),
               "weights": len(weights), "state": len(state), "training": training_record}
     write_json(directory / EXPORT_RECORD, record)

@@ -9,9 +9,10 @@ run (`dvc repro -f`, or any change) trains from scratch.
 """
 
 import contextlib
+import gzip
 import io
 import json
-import shutil
+import pickle
 import sys
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from trax.supervised import callbacks as step_callbacks
 from trax.supervised import lr_schedules, training
 
 MODEL_FILES = ("model.pkl.gz", "model.weights.npy.gz", "model.opt_slots0.npy.gz")
+TIMING_SERIES = "per second"  # trax's history names its measured speed "training/steps per second"
 
 
 def code_dependencies(task_name, dvc_file="dvc.yaml"):
@@ -180,12 +182,32 @@ def train(task_name, task, params, tokens, store, bar):
     return loop, resumed_from
 
 
+def copy_reproducibly(source, destination):
+    """Copy a gzipped trax checkpoint file so that its bytes are a function of the training alone.
+
+    gzip stamps the time of writing into each file, and trax's pickled history holds the measured steps
+    per second: left in, every run of the same training writes different bytes, and DVC stores and ships
+    another copy of the same model.
+    """
+    with gzip.open(source) as stream:
+        content = stream.read()
+    if source.name.endswith(".pkl.gz"):
+        checkpoint = pickle.loads(content)
+        for series in checkpoint["history"]["_values"].values():
+            for name in [name for name in series if TIMING_SERIES in name]:
+                del series[name]
+        content = pickle.dumps(checkpoint, protocol=pickle.HIGHEST_PROTOCOL)
+    with open(destination, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=2,
+                                                       mtime=0) as stream:
+        stream.write(content)
+
+
 def publish(task_name, params, store, loop, resumed_from):
     """Replace models/TASK with the finished run's model and its training record, all at once."""
     unit = store.units()[0]
     with staged_directory(layout.model(task_name)) as scratch:
         for name in MODEL_FILES:
-            shutil.copyfile(unit / name, scratch / name)
+            copy_reproducibly(unit / name, scratch / name)
         write_json(scratch / TRAINING_RECORD, {
             "steps": loop.step, "resumed_from_steps": resumed_from, "model": params["model"],
             "fingerprint": store.fingerprint,

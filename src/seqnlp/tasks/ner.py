@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from seqnlp.artifacts import load_sequences, read_json, save_sequences, write_json
+from seqnlp.artifacts import load_sequences, read_json, save_arrays, save_sequences, write_json
 from seqnlp.batching import endless_shuffled, padded_batches
 from seqnlp.errors import DataError, SourceUnavailable, UserError
 from seqnlp.lazy import LazyModule, trax_module
@@ -320,7 +320,7 @@ def tokenize(params, filtered, out):
         stats[split] = {"sentences": len(encoded), "tokens": int(word_ids.size),
                         "unknown_word_rate": round(float((word_ids == UNK).mean()), 4)}
     word_table, char_table = forms.tables()
-    np.savez(out / FORMS_FILE, word_ids=word_table, char_ids=char_table)
+    save_arrays(out / FORMS_FILE, {"word_ids": word_table, "char_ids": char_table})
     stats["forms"] = len(word_table)
     return stats
 
@@ -466,7 +466,7 @@ def predict(params, decoder, forms, word_table, char_table, batch_size, desc="ta
     return predicted
 
 
-def _entities(tags):
+def entity_spans(tags):
     """(type, start, end) of each IOB2 entity."""
     found, start, kind = [], None, None
     for index, tag in enumerate([*tags, "O"]):
@@ -483,8 +483,8 @@ def entity_confusion(gold, predicted):
     predicted entity with no gold entity on its span (actual O)."""
     rows = []
     for gold_tags, predicted_tags in zip(gold, predicted):
-        gold_spans = {(start, end): kind for kind, start, end in _entities(gold_tags)}
-        predicted_spans = {(start, end): kind for kind, start, end in _entities(predicted_tags)}
+        gold_spans = {(start, end): kind for kind, start, end in entity_spans(gold_tags)}
+        predicted_spans = {(start, end): kind for kind, start, end in entity_spans(predicted_tags)}
         rows += [{"actual": kind, "predicted": predicted_spans.get(span, "O")} for span, kind in gold_spans.items()]
         rows += [{"actual": "O", "predicted": kind} for span, kind in predicted_spans.items() if span not in gold_spans]
     return rows
@@ -579,6 +579,6 @@ def tag_sentences(params, decoder, tokens, texts):
     tagged = []
     for words in sentences:
         tags = [vocabulary.tags[i] for i in next(predicted)] if words else []
-        entities = [(kind, " ".join(words[start:end])) for kind, start, end in _entities(tags)]
+        entities = [(kind, " ".join(words[start:end])) for kind, start, end in entity_spans(tags)]
         tagged.append((words, tags, entities))
     return tagged

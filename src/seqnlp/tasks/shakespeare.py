@@ -114,6 +114,14 @@ def to_model_alphabet(text):
     return kept, dropped
 
 
+def normalise(text, lowercase):
+    """Text as the model reads it, the same for training lines (the filter stage) and prompts (generation):
+    mapped onto printable ASCII and lower-cased when the corpus is. Returns it and how many characters were
+    dropped."""
+    kept, dropped = to_model_alphabet(text)
+    return (kept.lower() if lowercase else kept), dropped
+
+
 def filter_lines(texts, max_length, lowercase):
     """Strip each line, drop empty and too-long ones; return kept lines and the counts."""
     counts = {"lines_read": 0, "empty": 0, "too_long": 0, "kept": 0, "characters_dropped": 0}
@@ -121,7 +129,7 @@ def filter_lines(texts, max_length, lowercase):
     for text in texts:
         for line in text.splitlines():
             counts["lines_read"] += 1
-            line, dropped = to_model_alphabet(line.strip())
+            line, dropped = normalise(line.strip(), lowercase)
             counts["characters_dropped"] += dropped
             line = line.strip()
             if not line:
@@ -129,7 +137,7 @@ def filter_lines(texts, max_length, lowercase):
             elif len(line) > max_length:
                 counts["too_long"] += 1
             else:
-                kept.append(line.lower() if lowercase else line)
+                kept.append(line)
     counts["kept"] = len(kept)
     return kept, counts
 
@@ -299,11 +307,14 @@ class Generator:
 
     With ``alphabet`` (the ids seen in training) only those ids are ever sampled: the output layer has all
     256 byte values, and the rare ones it never saw keep a little probability that would show up as
-    stray symbols and control characters at high temperatures.
+    stray symbols and control characters at high temperatures. A prefix is normalised as the training
+    lines were (``lowercase`` as the filter stage's), and characters outside the alphabet are dropped.
     """
 
-    def __init__(self, language_model, alphabet=None):
+    def __init__(self, language_model, alphabet=None, lowercase=False):
         self._weights = language_model.weights
+        self._lowercase = lowercase
+        self._seen = None if alphabet is None else {chr(int(i)) for i in alphabet if i != EOS}
         allowed = np.zeros(VOCAB_SIZE, np.float32)
         if alphabet is not None:
             allowed[:] = -np.inf
@@ -341,6 +352,20 @@ class Generator:
         self._read_prefix = jax.jit(read_prefix)
         self._sample = jax.jit(sample, static_argnums=4)
 
+    def prompt(self, prefix):
+        """``prefix`` as the model reads it (see :func:`normalise`), and a note for each kind of change."""
+        lines, dropped = zip(*(normalise(line, self._lowercase) for line in prefix.split("\n")))
+        text, notes = "\n".join(lines), []
+        if sum(dropped):
+            notes.append(f"{sum(dropped)} character(s) of the prefix are outside the model's alphabet and were dropped")
+        if self._lowercase and prefix != prefix.lower():
+            notes.append("the prefix was lower-cased, as the training lines were")
+        unseen = sorted({char for char in text if char != "\n" and self._seen is not None and char not in self._seen})
+        if unseen:
+            text = "".join(char for char in text if char not in unseen)
+            notes.append(f"character(s) never seen in training were dropped: {''.join(unseen)!r}")
+        return text, notes
+
     def sample(self, prefix="", length=200, temperature=1.0, seed=0):
         """``prefix`` followed by up to ``length`` sampled characters; each EOS starts a new line.
 
@@ -352,11 +377,10 @@ class Generator:
             raise UserError(f"temperature must be >= 0, got {temperature}")
         if length < 1:
             raise UserError(f"length must be >= 1, got {length}")
-        lines, dropped = zip(*(to_model_alphabet(line) for line in prefix.split("\n")))
-        if sum(dropped):
-            print(f"note: {sum(dropped)} character(s) of the prefix are outside the model's alphabet and were "
-                  "dropped", file=sys.stderr)
-        prefix_text, current_line = "\n".join(lines), lines[-1]
+        prefix_text, notes = self.prompt(prefix)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        current_line = prefix_text.split("\n")[-1]
         # The model reads PAD first (ShiftRight's start), then every prefix character but the last.
         fed = np.array([PAD] + [ord(char) for char in current_line], dtype=np.int32)
         state, rng = self._read_prefix(self._initial_state, fed[:-1], jax.random.PRNGKey(seed))
@@ -388,7 +412,7 @@ def load_generator(params, checkpoint, tokens):
     language_model = GRULM(mode="predict", **params["model"])
     language_model.init_from_file(str(checkpoint), weights_only=True,
                                   input_signature=shapes.ShapeDtype((1, 1), np.int32))
-    return Generator(language_model, training_alphabet(tokens))
+    return Generator(language_model, training_alphabet(tokens), params["filter"]["lowercase"])
 
 
 def write_samples(params, checkpoint, tokens, out):

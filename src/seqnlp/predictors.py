@@ -1,0 +1,202 @@
+"""What each task's trained model answers, from a model package (see seqnlp.packages): one predictor class
+per task module, batched, with jax and NumPy alone.
+
+Each class names the files its task's package needs besides the exported model (``write_assets``, run by
+the package stage in a checkout) and answers from a package folder, wherever it is.
+"""
+
+import shutil
+
+import numpy as np
+
+from seqnlp import layout
+from seqnlp.artifacts import read_json, write_json
+from seqnlp.errors import UserError
+from seqnlp.tasks import ner, questions, shakespeare, topics
+
+ASSETS = "assets"
+
+
+def _texts(texts, what="text"):
+    """``texts`` as a list of strings, or a one-line error naming the first bad one."""
+    if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+        raise UserError(f"expected a list of {what}s, got {type(texts).__name__}")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise UserError(f"{what} {index} is a {type(text).__name__}, not a string")
+        if not text.strip():
+            raise UserError(f"{what} {index} is empty")
+    return list(texts)
+
+
+class TopicClassifier:
+    """AG News topics: ``predict(texts)`` -> [{"label", "probabilities"}] per text."""
+
+    task_module = "topics"
+    usage = 'model.predict(["Stocks fell after the central bank raised rates"])'
+
+    @staticmethod
+    def limits(params):
+        return ("English news text (title and description), cleaned of HTML entities and tags as in training; "
+                f"labels {', '.join(topics.LABELS)}; {params['tokenize']['vocab_size']} subwords built on the "
+                "training split.")
+
+    @staticmethod
+    def write_assets(task_name, params, out):
+        shutil.copyfile(layout.tokens(task_name) / topics.VOCAB_FILE, out / topics.VOCAB_FILE)
+
+    def __init__(self, package):
+        self.package, self.labels = package, list(topics.LABELS)
+        self._model = package.model()
+        self._batch_size = package.params["evaluate"]["batch_size"]
+
+    def predict(self, texts):
+        texts = _texts(texts)
+        encoded = topics.encode([topics.clean_text(text) for text in texts], self.package.assets)
+        for index, ids in enumerate(encoded):
+            if len(ids) == 0:
+                raise UserError(f"text {index} has no tokens after cleaning")
+        probabilities = np.exp(topics.predict_log_probs(self._model, encoded, self._batch_size))
+        return [{"label": self.labels[int(row.argmax())], "probabilities": dict(zip(self.labels, map(float, row)))}
+                for row in probabilities]
+
+
+class TextGenerator:
+    """Shakespeare's character model: ``generate(prefix, n, length, temperature, seed)`` -> n samples.
+
+    A prefix is normalised as the training lines were (printable ASCII, lower-cased when the corpus was);
+    ``prompt(prefix)`` shows the normalised prefix and what was changed.
+    """
+
+    task_module = "shakespeare"
+    ALPHABET_FILE = "alphabet.json"
+    usage = 'model.generate("to be", n=3, length=100, temperature=0.8, seed=1)'
+
+    @staticmethod
+    def limits(params):
+        return (f"Shakespeare's lines of at most {params['filter']['max_length']} characters, one at a time; prompts "
+                "are mapped to printable ASCII" + (" and lower-cased" if params["filter"]["lowercase"] else "")
+                + " as the training lines were, and characters never seen in training are dropped, with a note.")
+
+    @staticmethod
+    def write_assets(task_name, params, out):
+        alphabet = shakespeare.training_alphabet(layout.tokens(task_name))
+        write_json(out / TextGenerator.ALPHABET_FILE, [int(token) for token in alphabet])
+
+    def __init__(self, package):
+        self.package = package
+        alphabet = np.array(read_json(package.assets / self.ALPHABET_FILE), np.int32)
+        self._generator = shakespeare.Generator(package.model(), alphabet, package.params["filter"]["lowercase"])
+
+    def prompt(self, prefix):
+        if not isinstance(prefix, str):
+            raise UserError(f"the prefix is a {type(prefix).__name__}, not a string")
+        return self._generator.prompt(prefix)
+
+    def generate(self, prefix="", n=1, length=200, temperature=1.0, seed=0):
+        self.prompt(prefix)
+        if not isinstance(n, int) or n < 1:
+            raise UserError(f"n must be a positive whole number, got {n!r}")
+        return [self._generator.sample(prefix, length, temperature, seed + index) for index in range(n)]
+
+
+def _word_offsets(text, words):
+    """(start, end) of each word in ``text``: the words were found in order, with only spaces between."""
+    offsets, cursor = [], 0
+    for word in words:
+        start = text.index(word, cursor)
+        offsets.append((start, start + len(word)))
+        cursor = start + len(word)
+    return offsets
+
+
+class EntityTagger:
+    """Named entities: ``tag(texts)`` -> [{"tokens", "tags", "entities": [{"type", "text", "start", "end"}]}],
+    the offsets counting characters of the text."""
+
+    task_module = "ner"
+    usage = 'model.tag(["Mr. Smith flew from Paris to Berlin on Monday."])'
+
+    @staticmethod
+    def limits(params):
+        corpus = params["download"]["corpus"]
+        return (f"English sentences, split into tokens as the {corpus} corpus is, and {corpus}'s entity types "
+                "(IOB2 tags); a word unseen in training is read from its characters.")
+
+    @staticmethod
+    def write_assets(task_name, params, out):
+        shutil.copyfile(layout.tokens(task_name) / ner.VOCAB_FILE, out / ner.VOCAB_FILE)
+
+    def __init__(self, package):
+        self.package = package
+        self._model = package.model()
+        self.entity_types = sorted({tag[2:] for tag in read_json(package.assets / ner.VOCAB_FILE)["tags"]
+                                    if tag[:2] in ("B-", "I-")})
+
+    def tag(self, texts):
+        texts = _texts(texts)
+        tagged = ner.tag_sentences(self.package.params, self._model, self.package.assets, texts)
+        results = []
+        for text, (words, tags, _) in zip(texts, tagged):
+            offsets = _word_offsets(text, words)
+            entities = [{"type": kind, "text": text[offsets[start][0]:offsets[end - 1][1]],
+                         "start": offsets[start][0], "end": offsets[end - 1][1]}
+                        for kind, start, end in ner.entity_spans(tags)]
+            results.append({"tokens": words, "tags": tags, "entities": entities})
+        return results
+
+
+class DuplicateQuestions:
+    """Quora question pairs: ``judge(pairs)`` -> similarity and verdict at the validation threshold per pair,
+    ``similar(question, top)`` over the package's index of training questions, and ``add(questions)`` to put
+    your own questions in that index (in memory)."""
+
+    task_module = "questions"
+    INDEX = "index"
+    usage = ('model.judge([("How do I learn Python?", "What is the best way to learn Python?")])\n'
+             'model.similar("How can I lose weight fast?", top=5)')
+
+    @staticmethod
+    def limits(params):
+        return ("English questions; a pair is a duplicate when its cosine similarity is above the threshold chosen "
+                "on the validation pairs; `similar` searches the training and validation questions and those you "
+                "`add`.")
+
+    @staticmethod
+    def write_assets(task_name, params, out):
+        shutil.copyfile(layout.tokens(task_name) / questions.VOCAB_FILE, out / questions.VOCAB_FILE)
+        shutil.copytree(layout.index(task_name), out / DuplicateQuestions.INDEX)
+
+    def __init__(self, package):
+        self.package = package
+        self._encoder = questions.QuestionEncoder(package.params, package.model(), package.assets)
+        self.index = questions.QuestionIndex(package.assets / self.INDEX)
+        self.threshold = self.index.threshold
+
+    def judge(self, pairs):
+        if isinstance(pairs, str) or not isinstance(pairs, (list, tuple)):
+            raise UserError(f"expected a list of question pairs, got {type(pairs).__name__}")
+        for index, pair in enumerate(pairs):
+            if isinstance(pair, str) or not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise UserError(f"pair {index} is not two questions: {pair!r}"[:200])
+            _texts(list(pair), what=f"pair {index}'s question")
+        return questions.judge_pairs(self._encoder, self.threshold, [tuple(pair) for pair in pairs])
+
+    def similar(self, question, top=5):
+        [question] = _texts([question], what="question")
+        if not isinstance(top, int) or top < 1:
+            raise UserError(f"top must be a positive whole number, got {top!r}")
+        vectors, _, _ = self._encoder([question])
+        return [{"question": text, "similarity": similarity} for text, similarity in self.index.nearest(vectors[0], top)]
+
+    def add(self, new_questions):
+        """Encode ``new_questions`` and add them to this predictor's index; returns the index's size."""
+        new_questions = _texts(new_questions, what="question")
+        vectors, _, _ = self._encoder(new_questions)
+        self.index.vectors = np.concatenate([self.index.vectors, np.asarray(vectors, np.float32)])
+        self.index.questions = [*self.index.questions, *new_questions]
+        return len(self.index.questions)
+
+
+PREDICTORS = {predictor.task_module: predictor
+              for predictor in (TopicClassifier, TextGenerator, EntityTagger, DuplicateQuestions)}
