@@ -1,6 +1,10 @@
+import os
+import stat
+
 import numpy as np
 import pytest
 
+from seqnlp import checkpoints
 from seqnlp.artifacts import load_sequences, save_sequences, sha256_of, staged_directory, staged_file
 
 
@@ -41,3 +45,22 @@ def test_a_failed_file_write_keeps_the_old_file(tmp_path):
             raise KeyError("boom")
     assert final.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+@pytest.mark.parametrize("umask, folder_mode, file_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600),
+                                                           (0o002, 0o775, 0o664)])
+def test_staged_outputs_get_the_users_umask_like_any_other_tool(tmp_path, umask, folder_mode, file_mode):
+    previous = os.umask(umask)
+    try:
+        with staged_directory(tmp_path / "folder") as scratch:
+            (scratch / "inside").write_text("x")
+        with staged_file(tmp_path / "file.json") as scratch:
+            scratch.write_text("{}")
+        store = checkpoints.CheckpointStore(tmp_path / "store", {"f": 1})
+        store.prepare()
+        unit = store.save(1, lambda directory: (directory / "a").write_text("x"), {})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == folder_mode
+    assert stat.S_IMODE((tmp_path / "file.json").stat().st_mode) == file_mode
+    assert stat.S_IMODE(unit.stat().st_mode) == folder_mode

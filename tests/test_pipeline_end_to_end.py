@@ -1,10 +1,10 @@
 """The real pipeline on a small slice of the mirror data (.test/config/params.yaml), through `dvc repro`, through
 Snakemake on a real single-node SLURM, and through Snakemake locally in a clone that pulled the results."""
 
-import gzip
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +21,12 @@ pytestmark = pytest.mark.slow
 NER_TASKS = ("ner_gmb", "ner_conll")
 
 
+GIT_IDENTITY = {f"GIT_{role}_{field}": value for role in ("AUTHOR", "COMMITTER")
+                for field, value in (("NAME", "test"), ("EMAIL", "test@localhost"))}  # for GTO's annotated tags
+
+
 def environment():
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    return {**GIT_IDENTITY, **os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
             "SEQNLP_DATA_MIRROR": str(MIRROR)}
 
 
@@ -151,7 +155,7 @@ def test_a_failed_cluster_job_names_its_log_and_the_rest_of_the_run_finishes(slu
     assert "ag_news" in failed_job_log and "Traceback" not in failed_job_log
     # the rerun continued from what finished: only the topics branch and what reads every branch ran
     assert jobs_run(rerun) == {f"{kind}_topics" for kind in ("download", "filter", "tokenize", "train", "evaluate",
-                                                             "export")} | {"render_plots", "all"}
+                                                             "export", "package")} | {"render_plots", "all"}
 
 
 def test_the_cluster_run_makes_what_dvc_repro_makes(dvc_run, slurm_run):
@@ -163,11 +167,8 @@ def test_the_cluster_run_makes_what_dvc_repro_makes(dvc_run, slurm_run):
     assert by_dvc.keys() == on_slurm.keys()
     for stage in by_dvc:
         assert by_dvc[stage]["cmd"] == on_slurm[stage]["cmd"]
-        if not stage.startswith("train@"):  # every output but the trained models is byte-identical
+        if not stage.startswith("package@"):  # every output, trained models included, is byte-identical
             assert by_dvc[stage]["outs"] == on_slurm[stage]["outs"], stage
-    for model in sorted((dvc_run / "models").glob("*/*.npy.gz")):
-        # trax's pickle records the measured steps per second and gzip the time of writing: the arrays agree
-        assert gzip.decompress(model.read_bytes()) == gzip.decompress((root / model.relative_to(dvc_run)).read_bytes())
     for metrics in sorted((dvc_run / "metrics").glob("*.json")):
         tolerances = regenerate.load_tolerances(dvc_run / "tolerances.yaml")
         assert regenerate.compare(metrics.name, json.loads(metrics.read_text()),
@@ -311,7 +312,7 @@ def retrained_clone(pulled_clone):
 def test_snakemake_reruns_exactly_what_dvc_finds_changed(retrained_clone):
     clone, planned, dvc_status = retrained_clone
     # Snakemake follows DVC's content hashes, not the checkout's timestamps (it has no record of its own here)
-    assert planned == {"train_topics", "evaluate_topics", "export_topics", "render_plots", "all"}
+    assert planned == {"train_topics", "evaluate_topics", "export_topics", "package_topics", "render_plots", "all"}
     assert "train@topics" in dvc_status and "shakespeare" not in dvc_status
     # each job is recorded in dvc.lock as it finishes: both tools agree the run is complete
     assert "up to date" in run(["dvc", "status"], clone)
@@ -380,3 +381,134 @@ def test_report_compares_two_commits_that_differ_in_one_param(retrained_clone):
     assert len(images) == len(yaml.safe_load((clone / "dvc.yaml").read_text())["plots"])
     for image in images:
         assert (clone / "out" / image).read_bytes().startswith(b"\x89PNG\r\n")
+
+
+def outside_copy_of_the_packages(root, tmp_path):
+    """The run's packages, copied where no repository is anywhere above them."""
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(root / "packages", outside)
+    assert not any((parent / "params.yaml").exists() for parent in outside.parents)
+    return outside
+
+
+PACKAGE_CALLS = """
+import json, sys
+import seqnlp
+found = {
+    "topics": seqnlp.load("topics").predict(["Shares of the chip maker rose after strong quarterly earnings"]),
+    "shakespeare": seqnlp.load("shakespeare").generate("to be", n=2, length=30, seed=3),
+    "ner_gmb": seqnlp.load("ner_gmb").tag(["Mr. Smith flew from Paris to Berlin on Monday."]),
+    "ner_conll": seqnlp.load("ner_conll").tag(["Mr. Smith flew from Paris to Berlin on Monday."]),
+    "duplicates": seqnlp.load("questions").judge([("How do I learn Python?", "What is the best way to learn Python?")]),
+    "similar": seqnlp.load("questions").similar("How can I lose weight fast?", top=3),
+}
+found["imported"] = sorted({name.split(".")[0] for name in sys.modules} & {"trax", "tensorflow", "tensorflow_datasets"})
+print(json.dumps(found))
+"""
+
+
+def test_every_package_answers_outside_the_repository_as_the_commands_do_inside(dvc_run, tmp_path):
+    outside = outside_copy_of_the_packages(dvc_run, tmp_path)
+    found = json.loads(run([sys.executable, "-c", PACKAGE_CALLS.replace('load("', f'load("{outside}/')], outside)
+                       .splitlines()[-1])
+    assert found.pop("imported") == []
+    [topic] = found["topics"]
+    classified = run(["seqnlp", "classify", "Shares of the chip maker rose after strong quarterly earnings"],
+                     dvc_run).splitlines()
+    assert topic["label"] == classified[0]
+    assert {line.split()[0]: line.split()[1] for line in classified[1:]} == {
+        label: f"{probability:.4f}" for label, probability in topic["probabilities"].items()}
+    assert "\n---\n".join(found["shakespeare"]) + "\n" == run(
+        ["seqnlp", "generate", "--prefix", "to be", "--n", "2", "--length", "30", "--seed", "3"], dvc_run)
+    for task in NER_TASKS:
+        tagged = json.loads(run(["seqnlp", "tag", "--model", task, "--json",
+                                 "Mr. Smith flew from Paris to Berlin on Monday."], dvc_run))
+        assert [{key: entry[key] for key in ("tokens", "tags", "entities")} for entry in tagged] == found[task]
+        for entity in found[task][0]["entities"]:
+            assert "Mr. Smith flew from Paris to Berlin on Monday."[entity["start"]:entity["end"]] == entity["text"]
+    assert found["duplicates"] == json.loads(run(["seqnlp", "duplicates", "--json", "How do I learn Python?",
+                                                  "What is the best way to learn Python?"], dvc_run))
+    assert found["similar"] == json.loads(run(["seqnlp", "similar", "--json", "--top", "3",
+                                               "How can I lose weight fast?"], dvc_run))
+    info = json.loads((outside / "questions" / "package.json").read_text())
+    metrics = json.loads((dvc_run / "metrics/questions.json").read_text())
+    assert info["metrics"]["roc_auc"]["value"] == metrics["roc_auc"] and info["data"] == metrics["data"]
+    assert f"| roc_auc | {metrics['roc_auc']:.4g} |" in (outside / "questions" / "README.md").read_text()
+    assert found["duplicates"][0]["threshold"] == metrics["threshold"]
+
+
+def remote_folder(root):
+    """The folder of the repository's default DVC remote (the committed .dvc/config names it relatively)."""
+    [line] = run(["dvc", "remote", "list"], root).splitlines()
+    return (root / ".dvc" / line.split()[1]).resolve()
+
+
+def test_dvc_artifacts_get_fetches_each_gto_version_into_an_empty_folder(retrained_clone, tmp_path):
+    clone = retrained_clone[0]
+    run(["dvc", "push"], clone)  # the retrained topics package, beside the first run's
+    run(["gto", "register", "topics", "HEAD~1", "--version", "v1.0.0"], clone)
+    run(["gto", "register", "topics", "HEAD", "--version", "v1.1.0"], clone)
+    assert "v1.1.0" in run(["gto", "show"], clone)
+    empty = tmp_path / "fetched"
+    empty.mkdir()
+    steps = {}
+    for version in ("v1.0.0", "v1.1.0"):
+        run(["dvc", "artifacts", "get", str(clone), "topics", "--rev", version, "-o", version,
+             "--remote-config", f"url={remote_folder(clone)}"], empty)
+        [predicted] = json.loads(run([sys.executable, "-c", "import json, seqnlp\nprint(json.dumps(seqnlp.load("
+                                      f"{str(empty / version)!r}).predict(['Stocks fell on Wall Street'])))"], empty))
+        assert predicted["label"] in ("World", "Sports", "Business", "Sci/Tech")
+        steps[version] = json.loads((empty / version / "package.json").read_text())["training"]["steps"]
+    assert steps == {"v1.0.0": 30, "v1.1.0": 45}  # the two commits' topics.train.steps
+
+
+def test_the_packages_benchmark_reports_every_task(dvc_run):
+    output = run([sys.executable, str(REPO / "benchmarks" / "packages.py"), "--sizes", "1", "4"], dvc_run)
+    for task in ("topics", "shakespeare", "ner_gmb", "ner_conll", "questions"):
+        assert re.search(rf"^{task} +\d+\.\dMB +\d+\.\d\ds +\d+\.\d\ds  1: [\d,]+/s \(\d+\.\d\d s\)", output,
+                         re.MULTILINE), output
+
+
+def test_snakemake_restores_a_deleted_model_from_the_run_cache_instead_of_training(committed_run, tmp_path):
+    clone = clone_sharing_the_cache(committed_run, tmp_path / "deleted")
+    run(["dvc", "checkout"], clone)
+    model = clone / "models" / "shakespeare"
+
+    def files():  # Snakemake marks each folder it makes with an empty .snakemake_timestamp (DVC ignores it)
+        return {path.name: path.read_bytes() for path in model.iterdir() if path.name != ".snakemake_timestamp"}
+
+    before = files()
+    shutil.rmtree(model)
+    run(SNAKEMAKE, clone)
+    log = (clone / "logs" / "train_shakespeare.log").read_text()
+    assert "Stage 'train@shakespeare' is cached - skipping run, checking out outputs" in log
+    assert "training" not in log  # no progress bar: nothing trained
+    assert files() == before
+    assert "up to date" in run(["dvc", "status"], clone)
+
+
+@pytest.mark.parametrize("task, call, message", [
+    ("topics", lambda model: model.predict("one text"), "expected a list of texts, got str"),
+    ("topics", lambda model: model.predict(["fine", 3]), "text 1 is a int, not a string"),
+    ("topics", lambda model: model.predict(["  "]), "text 0 is empty"),
+    ("ner_gmb", lambda model: model.tag(["Fine.", ""]), "text 1 is empty"),
+    ("questions", lambda model: model.judge([("only one",)]), "pair 0 is not two questions"),
+    ("questions", lambda model: model.judge([("a question?", "")]), "pair 0's question 1 is empty"),
+    ("questions", lambda model: model.similar("Why?", top=0), "top must be a positive whole number, got 0"),
+])
+def test_the_predictors_refuse_bad_input_in_one_line(dvc_run, task, call, message):
+    from seqnlp import packages
+    from seqnlp.errors import UserError
+
+    with pytest.raises(UserError, match=re.escape(message)):
+        call(packages.load(dvc_run / "packages" / task))
+
+
+def test_questions_added_to_the_index_are_found(dvc_run):
+    from seqnlp import packages
+
+    model = packages.load(dvc_run / "packages" / "questions")
+    size = len(model.index.questions)
+    assert model.add(["How do I grow tomatoes on a balcony?"]) == size + 1
+    [nearest] = model.similar("How do I grow tomatoes on a balcony?", top=1)
+    assert nearest == {"question": "How do I grow tomatoes on a balcony?", "similarity": pytest.approx(1.0, abs=1e-4)}

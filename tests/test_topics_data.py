@@ -95,8 +95,17 @@ def test_mirror_file_with_wrong_checksum_is_rejected(tmp_path, monkeypatch):
 
 def test_missing_mirror_directory_says_how_to_set_it(tmp_path, monkeypatch):
     monkeypatch.setenv("SEQNLP_DATA_MIRROR", str(tmp_path / "nowhere"))
-    with pytest.raises(SourceUnavailable, match="export SEQNLP_DATA_MIRROR="):
+    with pytest.raises(SourceUnavailable, match=r"^cannot download from the mirror: SEQNLP_DATA_MIRROR=\S+nowhere is not a "
+                                                r"directory; SEQNLP_DATA_MIRROR is \S+: it must be a folder laid out "
+                                                r"like shared/data \(its PROVENANCE.md lists every file\)$"):
         topics.download({"tfds_name": "ag_news_subset"}, tmp_path)
+
+
+def test_an_empty_mirror_names_the_missing_file_and_the_mirror_that_is_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQNLP_DATA_MIRROR", str(tmp_path))
+    with pytest.raises(SourceUnavailable, match=rf"^cannot download \S+: {tmp_path}/\S+ is missing from the mirror; "
+                                                rf"SEQNLP_DATA_MIRROR is {tmp_path}: it must be a folder laid out"):
+        topics.download({"tfds_name": "ag_news_subset"}, tmp_path / "out")
 
 
 def test_no_mirror_and_no_network_says_how_to_set_the_mirror(tmp_path, monkeypatch):

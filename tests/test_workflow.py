@@ -1,3 +1,11 @@
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import jsonschema
 import pytest
 import yaml
@@ -11,13 +19,35 @@ def load(path):
     return yaml.safe_load((REPO / path).read_text())
 
 
-def test_params_yaml_passes_the_snakemake_schema_and_a_typo_does_not():
+def test_params_yaml_passes_the_schema_and_a_typo_does_not():
     schema, params = load("workflow/schemas/params.schema.yaml"), load("params.yaml")
     jsonschema.validate(params, schema)
     params["topics"]["train"]["learning_rat"] = 0.1
     params["topics"]["train"].pop("learning_rate")
     with pytest.raises(jsonschema.ValidationError, match="learning_rate"):
         jsonschema.validate(params, schema)
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("topics", "learning_rat", 0.1),  # the schema's: an unknown key
+    ("questions", "bucket_batch_sizes", [128, 64, 32]),  # a cross-field rule's: one batch size per bucket
+])
+def test_under_snakemake_a_params_mistake_is_seqnlps_one_line_before_any_job(tmp_path, section, key, value):
+    from seqnlp import small_slice
+
+    root = small_slice.make(tmp_path / "copy", source=REPO)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params[section]["train"][key] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    seqnlp = subprocess.run(["seqnlp", "train", "topics"], cwd=root, capture_output=True, text=True, env=environment)
+    snakemake = subprocess.run(["snakemake", "--profile", "workflow/profiles/default"], cwd=root, capture_output=True,
+                               text=True, env=environment)
+    [line] = seqnlp.stderr.splitlines()
+    assert seqnlp.returncode == snakemake.returncode == 1 and re.match(r"seqnlp train: error: params.yaml:\d+: ", line)
+    assert snakemake.stderr.splitlines()[-1] == line.replace("seqnlp train:", "snakemake:")
+    assert snakemake.stderr.count("params.yaml:") == 1 and "rule " not in snakemake.stdout + snakemake.stderr
+    assert not (root / "data").exists() and not (root / ".snakemake" / "metadata").exists()
 
 
 def test_every_listed_task_has_a_module_and_a_params_section(monkeypatch):
@@ -188,3 +218,40 @@ def test_a_slice_is_a_committed_copy_of_the_code_with_the_test_params(tmp_path):
     assert not (copy / "dvc.lock").exists() and not (copy / "metrics").exists() and not (copy / "data").exists()
     status = subprocess.run(["git", "status", "--porcelain"], cwd=copy, capture_output=True, text=True, check=True)
     assert status.stdout == ""
+
+
+def test_every_task_has_its_package_declared_as_a_dvc_model_artifact():
+    artifacts = load("dvc.yaml")["artifacts"]
+    assert sorted(artifact["path"] for artifact in artifacts.values()) == sorted(
+        f"packages/{task}" for task in load("params.yaml")["tasks"])
+    for name, artifact in artifacts.items():
+        assert artifact["type"] == "model" and artifact["desc"] and artifact["labels"], name
+        assert name == artifact["path"].split("/")[1].replace("_", "-"), name
+
+
+def test_after_a_killed_snakemake_run_unlock_then_the_same_command_finishes(tmp_path):
+    """The README's sequence: a run killed with -9 leaves Snakemake's lock; `snakemake --unlock`, then the
+    same command again."""
+    from seqnlp import small_slice
+
+    root = small_slice.make(tmp_path / "copy", source=REPO)
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                   "SEQNLP_DATA_MIRROR": os.environ.get("SEQNLP_DATA_MIRROR", str(REPO.parent / "shared" / "data"))}
+    command = ["snakemake", "--profile", "workflow/profiles/default", "download_shakespeare"]
+    running = subprocess.Popen(command, cwd=root, env=environment, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    locks = root / ".snakemake" / "locks"
+    try:
+        for _ in range(1200):
+            if locks.is_dir() and any(locks.iterdir()) or running.poll() is not None:
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(running.pid, signal.SIGKILL)
+        running.wait()
+    assert any(locks.iterdir()), "the run ended before it could be killed"
+    refused = subprocess.run(command, cwd=root, env=environment, capture_output=True, text=True)
+    assert refused.returncode == 1 and "LockException" in refused.stderr and "--unlock" in refused.stderr
+    subprocess.run(["snakemake", "--unlock"], cwd=root, env=environment, capture_output=True, check=True)
+    subprocess.run(command, cwd=root, env=environment, capture_output=True, check=True)
+    assert (root / "data" / "shakespeare" / "raw" / "source.json").exists()

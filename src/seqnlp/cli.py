@@ -6,6 +6,7 @@ inside each command so that ``--help`` answers at once.
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -26,6 +27,12 @@ TASK_STAGES = {  # subcommand: (one-line help, longer description)
                  "Score the trained model on the whole held-out split; write metrics/TASK.json and the plot data "
                  "under plots/TASK/eval."),
 }
+
+
+def _package_option(parser):
+    parser.add_argument("--package", type=Path, metavar="FOLDER",
+                        help="run the model package in FOLDER (made by `seqnlp package`, or fetched with "
+                             "`dvc artifacts get`), from anywhere, instead of this repository's")
 
 
 def _task_argument(parser):
@@ -50,14 +57,17 @@ def _run_evaluate(args):
     evaluate.run(args.task)
 
 
-def _run_classify(args):
-    from seqnlp import layout, tasks
-    from seqnlp.trained import load_exported
+def _model(args, task_name):
+    """The predictor of --package, else of the checkout's package of ``task_name`` (seqnlp.load)."""
+    import seqnlp
 
-    task, params = tasks.load("topics"), tasks.params("topics")
-    label, probabilities = task.classify(params, load_exported("topics", params), layout.tokens("topics"), args.text)
-    print(label)
-    for name, probability in sorted(probabilities.items(), key=lambda item: -item[1]):
+    return seqnlp.load(args.package if args.package else task_name)
+
+
+def _run_classify(args):
+    [predicted] = _model(args, "topics").predict([args.text])
+    print(predicted["label"])
+    for name, probability in sorted(predicted["probabilities"].items(), key=lambda item: -item[1]):
         print(f"  {name:<10} {probability:.4f}")
 
 
@@ -90,23 +100,19 @@ def _tag_inputs(args):
 def _run_tag(args):
     import json
 
-    from seqnlp import layout, tasks
-    from seqnlp.trained import load_exported
-
-    task, params = tasks.load(args.model), tasks.params(args.model)
-    if not hasattr(task, "tag_sentences"):
-        raise UserError(f"{args.model} is not a tagging task")
+    model = _model(args, args.model)
+    if not hasattr(model, "tag"):
+        raise UserError(f"{args.package or args.model} is not a tagging model")
     texts = _tag_inputs(args)
-    tagged = task.tag_sentences(params, load_exported(args.model, params), layout.tokens(args.model), texts)
+    tagged = model.tag(texts)
     if args.json:
-        print(json.dumps([{"text": text, "tokens": words, "tags": tags,
-                           "entities": [{"type": kind, "text": entity} for kind, entity in entities]}
-                          for text, (words, tags, entities) in zip(texts, tagged)], ensure_ascii=False, indent=2))
+        print(json.dumps([{"text": text, **entry} for text, entry in zip(texts, tagged)], ensure_ascii=False,
+                         indent=2))
         return
-    for words, tags, entities in tagged:
-        print(" ".join(f"{word}/{tag}" for word, tag in zip(words, tags)))
-        for kind, entity in entities:
-            print(f"  {kind}: {entity}")
+    for entry in tagged:
+        print(" ".join(f"{word}/{tag}" for word, tag in zip(entry["tokens"], entry["tags"])))
+        for entity in entry["entities"]:
+            print(f"  {entity['type']}: {entity['text']}")
 
 
 def _pair_inputs(args):
@@ -130,20 +136,10 @@ def _pair_inputs(args):
     return pairs
 
 
-def _question_model():
-    from seqnlp import layout, tasks
-    from seqnlp.trained import load_exported
-
-    task, params = tasks.load("questions"), tasks.params("questions")
-    encoder = task.QuestionEncoder(params, load_exported("questions", params), layout.tokens("questions"))
-    return task, encoder, task.QuestionIndex(layout.index("questions"))
-
-
 def _run_duplicates(args):
     import json
 
-    task, encoder, index = _question_model()
-    judged = task.judge_pairs(encoder, index.threshold, _pair_inputs(args))
+    judged = _model(args, "questions").judge(_pair_inputs(args))
     if args.json:
         print(json.dumps(judged, ensure_ascii=False, indent=2))
         return
@@ -160,18 +156,16 @@ def _run_duplicates(args):
 def _run_similar(args):
     import json
 
-    _, encoder, index = _question_model()
-    vectors, known_words, meaningful = encoder([args.question])
-    if not meaningful[0]:
+    model = _model(args, "questions")
+    if not model.meaningful(args.question):
         print("note: no word of the question is in the model's vocabulary; the neighbours mean nothing",
               file=sys.stderr)
-    nearest = index.nearest(vectors[0], args.top)
+    nearest = model.similar(args.question, args.top)
     if args.json:
-        print(json.dumps([{"question": text, "similarity": similarity} for text, similarity in nearest],
-                         ensure_ascii=False, indent=2))
+        print(json.dumps(nearest, ensure_ascii=False, indent=2))
         return
-    for text, similarity in nearest:
-        print(f"{similarity:.4f}  {text}")
+    for entry in nearest:
+        print(f"{entry['similarity']:.4f}  {entry['question']}")
 
 
 def _run_export(args):
@@ -199,16 +193,8 @@ def _run_samples(args):
 
 
 def _run_generate(args):
-    from seqnlp import layout, tasks
-    from seqnlp.trained import load_exported
-
-    task, params = tasks.load("shakespeare"), tasks.params("shakespeare")
-    alphabet = task.training_alphabet(layout.tokens("shakespeare"))
-    generator = task.Generator(load_exported("shakespeare", params), alphabet, params["filter"]["lowercase"])
-    for index in range(args.n):
-        print(generator.sample(args.prefix, args.length, args.temperature, args.seed + index))
-        if index + 1 < args.n:
-            print("---")
+    samples = _model(args, "shakespeare").generate(args.prefix, args.n, args.length, args.temperature, args.seed)
+    print("\n---\n".join(samples))
 
 
 def _run_variant(args):
@@ -294,6 +280,7 @@ def build_parser():
         "classify", help="print the topic the trained topics model gives a text",
         description="Print the predicted AG News topic of TEXT and each topic's probability.")
     classify_parser.add_argument("text", help="a news title and/or description")
+    _package_option(classify_parser)
     classify_parser.set_defaults(handler=_run_classify)
 
     generate_parser = commands.add_parser(
@@ -309,6 +296,7 @@ def build_parser():
     generate_parser.add_argument("--length", type=_positive_int, default=200,
                                  help="characters per sample (default: 200)")
     generate_parser.add_argument("--seed", type=int, default=0, help="random seed of the first sample (default: 0)")
+    _package_option(generate_parser)
     generate_parser.set_defaults(handler=_run_generate)
 
     tag_parser = commands.add_parser(
@@ -321,6 +309,7 @@ def build_parser():
     tag_parser.add_argument("--model", default="ner_gmb",
                             help="which NER task's model: ner_gmb (default) or ner_conll")
     tag_parser.add_argument("--json", action="store_true", help="print JSON: tokens, tags and entities per text")
+    _package_option(tag_parser)
     tag_parser.set_defaults(handler=_run_tag)
 
     duplicates_parser = commands.add_parser(
@@ -331,6 +320,7 @@ def build_parser():
     duplicates_parser.add_argument("questions", nargs="*", help="two questions")
     duplicates_parser.add_argument("--file", type=Path, help="a UTF-8 file of `question1 TAB question2` lines")
     duplicates_parser.add_argument("--json", action="store_true", help="print JSON: similarity and verdict per pair")
+    _package_option(duplicates_parser)
     duplicates_parser.set_defaults(handler=_run_duplicates)
 
     similar_parser = commands.add_parser(
@@ -340,6 +330,7 @@ def build_parser():
     similar_parser.add_argument("question", help="a question")
     similar_parser.add_argument("--top", type=_positive_int, default=5, help="how many questions (default: 5)")
     similar_parser.add_argument("--json", action="store_true", help="print JSON: question and similarity")
+    _package_option(similar_parser)
     similar_parser.set_defaults(handler=_run_similar)
 
     index_parser = commands.add_parser(
@@ -447,7 +438,8 @@ def main(argv=None):
         run_the_checkouts_own_code(sys.argv[1:])
     args = build_parser().parse_args(argv)
     try:
-        enter_repository_root()
+        if not getattr(args, "package", None):  # a package works anywhere; everything else in the repository
+            enter_repository_root()
         args.handler(args)
     except UserError as error:
         print(f"seqnlp {args.command}: error: {error}", file=sys.stderr)
@@ -455,6 +447,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"seqnlp {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader stopped (`| head`): end quietly, as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except OSError as error:  # a full disk, a read-only folder, a missing file: the system's words, one line
         where = error.filename or "a file"
         print(f"seqnlp {args.command}: error: cannot use {where}: {error.strerror or error}", file=sys.stderr)

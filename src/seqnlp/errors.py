@@ -1,5 +1,6 @@
 """Errors that are the user's to fix (bad data, no data source, bad arguments): shown without a traceback."""
 
+import os
 from pathlib import Path
 
 
@@ -17,14 +18,16 @@ class DataError(UserError, ValueError):
 
 
 class SourceUnavailable(UserError, RuntimeError):
-    """Neither the upstream source nor a mirror could provide the data."""
+    """Neither the upstream source nor a mirror could provide the data; one line that says what to do, which
+    depends on whether a mirror is set (SEQNLP_DATA_MIRROR, read by seqnlp.sources)."""
 
     def __init__(self, what, reason):
-        super().__init__(
-            f"cannot download {what}: {reason}\n"
-            "Without network access, point SEQNLP_DATA_MIRROR at a data mirror, for example\n"
-            "    export SEQNLP_DATA_MIRROR=../shared/data"
-        )
+        mirror = os.environ.get("SEQNLP_DATA_MIRROR")
+        advice = (f"SEQNLP_DATA_MIRROR is {mirror}: it must be a folder laid out like shared/data (its "
+                  "PROVENANCE.md lists every file)" if mirror else
+                  "without network access, point SEQNLP_DATA_MIRROR at a data mirror (e.g. "
+                  "export SEQNLP_DATA_MIRROR=../shared/data)")
+        super().__init__(f"cannot download {what}: {reason}; {advice}")
 
 
 class Interrupted(UserError):

@@ -14,6 +14,7 @@ A package is data, not code: loading reads JSON, NumPy arrays (never pickled obj
 StableHLO program, and imports nothing from the package. ``seqnlp.load`` is the way in.
 """
 
+import contextlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,21 +24,26 @@ import yaml
 from seqnlp import layout, predictors, tasks, trained
 from seqnlp.artifacts import read_json, sha256_of, write_json
 from seqnlp.errors import UserError
+from seqnlp.stages.evaluate import training_summary
 
 FORMAT, FORMAT_VERSION = "seqnlp-model-package", 1
 INFO, MANIFEST, CARD, MODEL = "package.json", "manifest.json", "README.md", "model"
 ANCHORS = Path("anchors.yaml")
+EXPORT_FILES = (trained.EXPORT_FILE, trained.WEIGHTS_FILE, trained.STATE_FILE, trained.EXPORT_RECORD)
+
+
+CODE_AND_PARAMS = ("src", "params.yaml", "dvc.yaml")  # what makes a model; the run itself changes dvc.lock and metrics
 
 
 def _git_commit():
-    """HEAD's commit and whether the work tree's tracked files differ from it (None outside git)."""
+    """HEAD's commit and whether the code or params differ from it (None outside git)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                                 text=True, check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_AND_PARAMS],
+                                 capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
-    return {"commit": commit, "uncommitted_changes": bool(changed)}
+    return {"commit": commit, "uncommitted_code_or_params": bool(changed)}
 
 
 def _dvc_hashes(task_name):
@@ -72,17 +78,19 @@ def write(task_name, out):
     if not metrics_file.exists():
         raise UserError(f"no metrics at {metrics_file}; run `dvc repro` (or `seqnlp evaluate {task_name}`) first")
     metrics = read_json(metrics_file)
-    if metrics.get("training") != {"steps": record["steps"], "resumed": bool(record["resumed_from_steps"]),
-                                   "resumed_from_steps": record["resumed_from_steps"]}:
+    if metrics.get("training") != training_summary(record):
         raise UserError(f"{metrics_file} was not made from {layout.model(task_name)}'s training run; "
                         f"run `dvc repro` (or `seqnlp evaluate {task_name}`) first")
     predictor = predictors.PREDICTORS[module]
-    shutil.copytree(exported, out / MODEL)
+    (out / MODEL).mkdir()
+    for name in EXPORT_FILES:  # the export's own files, not what tools leave beside them (.snakemake_timestamp)
+        shutil.copyfile(exported / name, out / MODEL / name)
     (out / predictors.ASSETS).mkdir()
     predictor.write_assets(task_name, params, out / predictors.ASSETS)
     info = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "task": task_name, "module": module,
-        "predictor": predictor.__name__, "params": params, "metrics": _headline(task_name, metrics),
+        "predictor": predictor.__name__, "answers": predictor.answers(out / predictors.ASSETS), "params": params,
+        "metrics": _headline(task_name, metrics),
         "data": metrics.get("data", {}), "training": record,
         "provenance": {"git": _git_commit(), "dvc_md5": _dvc_hashes(task_name)},
     }
@@ -114,7 +122,7 @@ def model_card(info):
             f"≤ {anchor['at_most']}" if "at_most" in anchor else _figure(anchor.get("value")))
             for anchor in found["anchors"]) or "–"
         lines.append(f"| {metric} | {_figure(found['value'])} | {anchors} |")
-    subset = data.get("train_is_subset")
+    subset = data.get("train_is_subset", data.get("is_subset"))
     lines += [
         "", "## Training data", "",
         f"Source: {data.get('source', 'unknown')}; " + ", ".join(
@@ -123,19 +131,21 @@ def model_card(info):
         "",
         ("**Trained on a subset** of the full training data (the offline mirror's), so the figures above are not "
          "full-data results." if subset else "Trained on the full training split of its source." if subset is False
-         else "Subset status: not recorded."),
+         else "Trained on the whole corpus of its source (no subset was drawn)."),
         "", "## Input and limits", "", predictor.limits(info["params"]), "",
+        *(f"- {key.replace('_', ' ')}: " + (", ".join(map(str, value)) if isinstance(value, list) else f"`{value}`")
+          for key, value in info["answers"].items()), "",
         "## Provenance", "",
         f"- training: {training['steps']} steps" + (
             f", resumed from step(s) {training['resumed_from_steps']}" if training["resumed_from_steps"] else
             ", uninterrupted"),
-        f"- git commit: {git.get('commit', 'unknown')}" + (" (with uncommitted changes)" if git.get("uncommitted_changes")
-                                                             else ""),
+        f"- git commit: {git.get('commit', 'unknown')}" + (
+            " (with uncommitted changes to the code or params)" if git.get("uncommitted_code_or_params") else ""),
         *(f"- DVC md5 of `{path}`: {md5}" for path, md5 in sorted(info["provenance"]["dvc_md5"].items())),
         f"- package format: {info['format']} version {info['format_version']}",
         "", "## Use", "", "```python", "import seqnlp", "", "model = seqnlp.load(\"PATH/TO/THIS/FOLDER\")",
         predictor.usage, "```", "",
-        f"`seqnlp --help` lists the commands; each takes `--package PATH/TO/THIS/FOLDER`.", "",
+        "`seqnlp --help` lists the commands; each takes `--package PATH/TO/THIS/FOLDER`.", "",
     ]
     return "\n".join(lines)
 
@@ -166,44 +176,58 @@ class Package:
             manifest = read_json(self.directory / MANIFEST)
         except (OSError, ValueError) as error:
             raise UserError(f"{self.directory / MANIFEST}: cannot be read ({error})") from None
-        present = {path.relative_to(self.directory).as_posix() for path in self.directory.rglob("*")
-                   if path.is_file()} - {MANIFEST}
-        if present != set(manifest):
-            extra, missing = sorted(present - set(manifest)), sorted(set(manifest) - present)
-            raise UserError(f"{self.directory} does not match its manifest: "
-                            + "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
-                                                      extra and f"unexpected {', '.join(extra)}"])))
+        # Files the manifest does not list are never read (Snakemake marks a folder it made with one).
+        missing = sorted(name for name in manifest if not (self.directory / name).is_file())
+        if missing:
+            raise UserError(f"{self.directory} does not match its manifest: missing {', '.join(missing)}")
         for name, expected in sorted(manifest.items()):
             if sha256_of(self.directory / name) != expected:
                 raise UserError(f"{self.directory / name} does not match its sha256 in {MANIFEST}: "
                                 "the package is corrupt or was changed")
 
-    def model(self):
+    def model(self, directory=None):
+        """The exported model in ``directory`` (default: the package's ``model/``), run with jax alone."""
+        directory = directory or self.directory / MODEL
         try:
-            return trained.ExportedModel(self.directory / MODEL)
+            return trained.ExportedModel(directory)
         except ValueError as error:  # np.load refuses pickled objects: a package holds plain arrays only
-            raise UserError(f"{self.directory / MODEL}: {error}") from None
+            raise UserError(f"{directory}: {error}") from None
+
+
+def _checkout_package(task_name):
+    """The checkout's package of ``task_name``, refused when it was not made from the checkout's trained
+    model and params (a pipeline that has not rerun since they changed)."""
+    from seqnlp import params as params_file
+
+    root = params_file.repository_root()
+    with contextlib.chdir(root):  # the pipeline's paths, the params schema's among them, are the root's
+        everything = params_file.load()
+        if task_name not in everything["tasks"]:
+            raise UserError(f"{task_name!r} is neither a model package folder nor a task of "
+                            f"{root / params_file.PARAMS_FILE} ({', '.join(everything['tasks'])})")
+        directory = root / layout.package(task_name)
+        if not (directory / INFO).exists():
+            raise UserError(f"no model package at {directory}; run `dvc repro` (or `seqnlp package {task_name}`) "
+                            "first")
+        package = Package(directory)
+        # the trained model's record, refused (naming the params) when params.yaml's model params differ
+        record = trained.trained_record(task_name, everything[task_name])
+    if package.info["training"] != record:
+        raise UserError(f"{directory} was made from another training run than {layout.model(task_name)}'s; run "
+                        f"`dvc repro` (or `seqnlp package {task_name}`) to make it again")
+    return package
 
 
 def load(source):
     """The predictor of a model package: ``source`` is a package folder, or a task name inside a checkout
     (its ``packages/TASK``, made by the pipeline's package stage)."""
-    if not isinstance(source, (str, Path)):
-        raise UserError(f"expected a package folder or a task name, got {type(source).__name__}")
-    directory = Path(source)
-    if not (directory / INFO).exists() and isinstance(source, str) and "/" not in source:
-        from seqnlp.params import repository_root
-
-        root = repository_root()
-        listed = (yaml.safe_load((root / "params.yaml").read_text()) or {}).get("tasks", {})
-        if source not in listed:
-            raise UserError(f"{source!r} is neither a model package folder nor a task of {root / 'params.yaml'} "
-                            f"({', '.join(listed)})")
-        directory = root / layout.package(source)
-        if not (directory / INFO).exists():
-            raise UserError(f"no package at {directory}; run `dvc repro` (or `seqnlp package {source}`) first")
-    package = Package(directory)
+    if isinstance(source, Path) or (isinstance(source, str) and (Path(source) / INFO).exists()):
+        package = Package(source)
+    elif isinstance(source, str) and source and "/" not in source:
+        package = _checkout_package(source)
+    else:
+        raise UserError(f"expected a model package folder or a task name, got {source!r}"[:200])
     predictor = predictors.PREDICTORS.get(package.info.get("module"))
     if predictor is None or predictor.__name__ != package.info.get("predictor"):
-        raise UserError(f"{directory / INFO}: unknown task module {package.info.get('module')!r}")
+        raise UserError(f"{package.directory / INFO}: unknown task module {package.info.get('module')!r}")
     return predictor(package)

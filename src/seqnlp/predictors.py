@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 
-from seqnlp import layout
+from seqnlp import layout, trained
 from seqnlp.artifacts import read_json, write_json
 from seqnlp.errors import UserError
 from seqnlp.tasks import ner, questions, shakespeare, topics
@@ -45,6 +45,10 @@ class TopicClassifier:
     def write_assets(task_name, params, out):
         shutil.copyfile(layout.tokens(task_name) / topics.VOCAB_FILE, out / topics.VOCAB_FILE)
 
+    @staticmethod
+    def answers(assets):
+        return {"labels": list(topics.LABELS)}
+
     def __init__(self, package):
         self.package, self.labels = package, list(topics.LABELS)
         self._model = package.model()
@@ -62,31 +66,48 @@ class TopicClassifier:
 
 
 class TextGenerator:
-    """Shakespeare's character model: ``generate(prefix, n, length, temperature, seed)`` -> n samples.
+    """Shakespeare's character model: ``generate(prefix, n, length, temperature, seed)`` -> n samples, and
+    ``log_perplexity(lines)`` -> nats per character of each line (its end included, as evaluate counts).
 
-    A prefix is normalised as the training lines were (printable ASCII, lower-cased when the corpus was);
+    Text is normalised as the training lines were (printable ASCII, lower-cased when the corpus was);
     ``prompt(prefix)`` shows the normalised prefix and what was changed.
     """
 
     task_module = "shakespeare"
-    ALPHABET_FILE = "alphabet.json"
-    usage = 'model.generate("to be", n=3, length=100, temperature=0.8, seed=1)'
+    ALPHABET_FILE, SCORER = "alphabet.json", "scorer"
+    usage = ('model.generate("to be", n=3, length=100, temperature=0.8, seed=1)\n'
+             'model.log_perplexity(["to be, or not to be", "what light through yonder window breaks"])')
 
     @staticmethod
     def limits(params):
-        return (f"Shakespeare's lines of at most {params['filter']['max_length']} characters, one at a time; prompts "
-                "are mapped to printable ASCII" + (" and lower-cased" if params["filter"]["lowercase"] else "")
-                + " as the training lines were, and characters never seen in training are dropped, with a note.")
+        return (f"Shakespeare's lines of at most {params['filter']['max_length']} characters, one at a time; text "
+                "is mapped to printable ASCII" + (" and lower-cased" if params["filter"]["lowercase"] else "")
+                + " as the training lines were, and prompt characters never seen in training are dropped, with a "
+                  "note. Generation samples one text after another.")
 
     @staticmethod
     def write_assets(task_name, params, out):
+        """The training alphabet, and the model in eval mode (whole lines in, every position's log-probabilities
+        out) beside the export's one-character step, for scoring many lines at once."""
+        from seqnlp.stages.evaluate import load_trained
+
         alphabet = shakespeare.training_alphabet(layout.tokens(task_name))
         write_json(out / TextGenerator.ALPHABET_FILE, [int(token) for token in alphabet])
+        (out / TextGenerator.SCORER).mkdir()
+        trained.export(load_trained(task_name, shakespeare, params), [("batch, length", np.int32)], [],
+                       trained.trained_record(task_name, params), out / TextGenerator.SCORER)
+
+    @staticmethod
+    def answers(assets):
+        alphabet = read_json(assets / TextGenerator.ALPHABET_FILE)
+        return {"alphabet": "".join(chr(token) for token in alphabet if token != shakespeare.EOS)}
 
     def __init__(self, package):
         self.package = package
         alphabet = np.array(read_json(package.assets / self.ALPHABET_FILE), np.int32)
-        self._generator = shakespeare.Generator(package.model(), alphabet, package.params["filter"]["lowercase"])
+        self._lowercase = package.params["filter"]["lowercase"]
+        self._generator = shakespeare.Generator(package.model(), alphabet, self._lowercase)
+        self._scorer = None
 
     def prompt(self, prefix):
         if not isinstance(prefix, str):
@@ -95,9 +116,23 @@ class TextGenerator:
 
     def generate(self, prefix="", n=1, length=200, temperature=1.0, seed=0):
         self.prompt(prefix)
-        if not isinstance(n, int) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise UserError(f"n must be a positive whole number, got {n!r}")
         return [self._generator.sample(prefix, length, temperature, seed + index) for index in range(n)]
+
+    def log_perplexity(self, lines):
+        sequences = []
+        for index, line in enumerate(_texts(lines, what="line")):
+            normalised = shakespeare.normalise(line.strip(), self._lowercase)[0].strip()
+            if not normalised or "\n" in normalised:
+                raise UserError(f"line {index} is {'empty' if not normalised else 'more than one line'} "
+                                "after normalisation")
+            sequences.append(np.array(shakespeare.line_to_ids(normalised), np.int32))
+        if self._scorer is None:
+            self._scorer = self.package.model(self.package.assets / self.SCORER)
+        totals = shakespeare.score_lines(self._scorer, sequences, self.package.params["evaluate"]["batch_size"],
+                                         "scoring")
+        return [float(value) for value in -totals["log_prob"] / totals["characters"]]
 
 
 def _word_offsets(text, words):
@@ -127,11 +162,13 @@ class EntityTagger:
     def write_assets(task_name, params, out):
         shutil.copyfile(layout.tokens(task_name) / ner.VOCAB_FILE, out / ner.VOCAB_FILE)
 
+    @staticmethod
+    def answers(assets):
+        return {"tags": read_json(assets / ner.VOCAB_FILE)["tags"]}
+
     def __init__(self, package):
         self.package = package
         self._model = package.model()
-        self.entity_types = sorted({tag[2:] for tag in read_json(package.assets / ner.VOCAB_FILE)["tags"]
-                                    if tag[:2] in ("B-", "I-")})
 
     def tag(self, texts):
         texts = _texts(texts)
@@ -165,7 +202,14 @@ class DuplicateQuestions:
     @staticmethod
     def write_assets(task_name, params, out):
         shutil.copyfile(layout.tokens(task_name) / questions.VOCAB_FILE, out / questions.VOCAB_FILE)
-        shutil.copytree(layout.index(task_name), out / DuplicateQuestions.INDEX)
+        (out / DuplicateQuestions.INDEX).mkdir()
+        for name in (questions.INDEX_VECTORS, questions.INDEX_QUESTIONS, questions.INDEX_RECORD):
+            shutil.copyfile(layout.index(task_name) / name, out / DuplicateQuestions.INDEX / name)
+
+    @staticmethod
+    def answers(assets):
+        record = read_json(assets / DuplicateQuestions.INDEX / questions.INDEX_RECORD)
+        return {"threshold": record["threshold"], "indexed_questions": record["questions"]}
 
     def __init__(self, package):
         self.package = package
@@ -182,9 +226,13 @@ class DuplicateQuestions:
             _texts(list(pair), what=f"pair {index}'s question")
         return questions.judge_pairs(self._encoder, self.threshold, [tuple(pair) for pair in pairs])
 
+    def meaningful(self, question):
+        """Whether ``question``'s vector means anything: a word the model knows, or character n-grams."""
+        return self._encoder(_texts([question], what="question"))[2][0]
+
     def similar(self, question, top=5):
         [question] = _texts([question], what="question")
-        if not isinstance(top, int) or top < 1:
+        if isinstance(top, bool) or not isinstance(top, int) or top < 1:
             raise UserError(f"top must be a positive whole number, got {top!r}")
         vectors, _, _ = self._encoder([question])
         return [{"question": text, "similarity": similarity} for text, similarity in self.index.nearest(vectors[0], top)]

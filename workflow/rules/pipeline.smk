@@ -20,7 +20,9 @@ for dvc_stage in DVC_STAGES:
             cmd=dvc_stage["cmd"],
             stage=dvc_stage["addressing"],
             values=dvc_stage["params"],
-        # Each finished job is recorded in dvc.lock at once (DVC's lock serialises concurrent jobs), so that
+        # DVC runs the job: it restores the outputs from its run-cache when it holds a run of this exact
+        # command, params and inputs (no retraining after a deletion), else runs the command with its lock
+        # released, and records the stage in dvc.lock at once (its lock serialises concurrent jobs), so that
         # after a run that stopped half-way DVC, and through it Snakemake, still knows which stages are done.
         shell:
-            "({params.cmd} && dvc --wait-for-lock commit --force --quiet {params.stage}) > {log} 2>&1"
+            "dvc --wait-for-lock repro --single-item {params.stage} > {log} 2>&1"

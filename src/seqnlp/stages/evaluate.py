@@ -3,7 +3,7 @@
 import json
 
 from seqnlp import layout, tasks
-from seqnlp.artifacts import staged_directory, write_json
+from seqnlp.artifacts import staged_directory, staged_file, write_json
 from seqnlp.trained import CHECKPOINT_FILE, trained_record
 
 
@@ -27,9 +27,11 @@ def run(task_name):
     results, plots = task.evaluate(params, model, layout.tokens(task_name))
     results["data"] = task.describe_data(layout.raw(task_name), layout.filtered(task_name))
     results["training"] = training_summary(trained_record(task_name, params))
-    with staged_directory(layout.plots(task_name) / "eval") as scratch:
+    # Metrics and plot data are one unit: both are written in full before either replaces the last run's.
+    with staged_directory(layout.plots(task_name) / "eval") as plots_scratch, \
+            staged_file(layout.metrics(task_name)) as metrics_scratch:
         for name, rows in plots.items():
-            (scratch / name).write_text(json.dumps(rows) + "\n")
-    write_json(layout.metrics(task_name), results)
+            (plots_scratch / name).write_text(json.dumps(rows) + "\n")
+        write_json(metrics_scratch, results)
     print(f"evaluate {task_name} -> {layout.metrics(task_name)}")
     print(json.dumps(results, indent=2))
