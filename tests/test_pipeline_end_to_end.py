@@ -82,7 +82,7 @@ def slurm_run(tmp_path_factory):
 def snakemake_log(command, cwd, env=None, expect=0):
     """What Snakemake printed (it logs to stderr); a timeout, not a hang, if a failed job goes unnoticed."""
     result = subprocess.run(command, cwd=cwd, env={**environment(), **(env or {})}, capture_output=True, text=True,
-                            timeout=1200)
+                            timeout=1800)
     assert result.returncode == expect, f"{' '.join(command)} exited {result.returncode}:\n{result.stderr[-5000:]}"
     return result.stdout + result.stderr
 
