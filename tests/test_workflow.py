@@ -230,8 +230,8 @@ def test_every_task_has_its_package_declared_as_a_dvc_model_artifact():
 
 
 def test_after_a_killed_snakemake_run_unlock_then_the_same_command_finishes(tmp_path):
-    """The README's sequence: a run killed with -9 leaves Snakemake's lock; `snakemake --unlock`, then the
-    same command again."""
+    """The README's sequence: a run killed with -9 while a job runs leaves Snakemake's lock and the job's
+    output marked incomplete; `snakemake --unlock`, then the same command again reruns the job."""
     from seqnlp import small_slice
 
     root = small_slice.make(tmp_path / "copy", source=REPO)
@@ -240,16 +240,16 @@ def test_after_a_killed_snakemake_run_unlock_then_the_same_command_finishes(tmp_
     command = ["snakemake", "--profile", "workflow/profiles/default", "download_shakespeare"]
     running = subprocess.Popen(command, cwd=root, env=environment, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
-    locks = root / ".snakemake" / "locks"
+    locks, incomplete = root / ".snakemake" / "locks", root / ".snakemake" / "incomplete"
     try:
         for _ in range(1200):
-            if locks.is_dir() and any(locks.iterdir()) or running.poll() is not None:
+            if incomplete.is_dir() and any(incomplete.iterdir()) or running.poll() is not None:
                 break
             time.sleep(0.05)
     finally:
         os.killpg(running.pid, signal.SIGKILL)
         running.wait()
-    assert any(locks.iterdir()), "the run ended before it could be killed"
+    assert any(locks.iterdir()) and any(incomplete.iterdir()), "the run ended before it could be killed"
     refused = subprocess.run(command, cwd=root, env=environment, capture_output=True, text=True)
     assert refused.returncode == 1 and "LockException" in refused.stderr and "--unlock" in refused.stderr
     subprocess.run(["snakemake", "--unlock"], cwd=root, env=environment, capture_output=True, check=True)
