@@ -1,4 +1,5 @@
-"""The regeneration check's comparison, the report's anchors, and the CI definition users copy."""
+"""The regeneration check's comparison, the report's anchors, the README's results table, and the CI definition
+users copy."""
 
 import json
 import shutil
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from seqnlp import regenerate, report
+from seqnlp import regenerate, report, results
 from seqnlp.errors import UserError
 
 
@@ -128,3 +129,22 @@ def test_the_regeneration_job_guards_against_what_breaks_it():
     assert "head.repo.full_name == github.repository" in job["env"]["CAN_PUSH"]  # forks push nothing
     test_job = workflow["jobs"]["test"]
     assert any(step.get("run") == "bash .ci/run" for step in test_job["steps"])
+
+
+def test_the_readme_results_table_is_what_this_commits_metrics_make(monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert results.update(check=True), "README.md's results table is stale: run `seqnlp results`"
+
+
+def test_the_results_table_follows_a_changed_metric_and_says_whether_a_goal_is_met(tmp_path, monkeypatch):
+    for name in ("README.md", "params.yaml", "anchors.yaml"):
+        shutil.copy(REPO / name, tmp_path)
+    shutil.copytree(REPO / "metrics", tmp_path / "metrics")
+    monkeypatch.chdir(tmp_path)
+    metrics = json.loads(Path("metrics/ner_conll.json").read_text())
+    metrics["f1"] = 0.8123
+    Path("metrics/ner_conll.json").write_text(json.dumps(metrics))
+    assert not results.update(check=True)
+    results.update()
+    assert "| f1 | **0.8123** | goal (testb): ≥ 0.8400 **not met** |" in Path("README.md").read_text()
+    assert results.update(check=True)

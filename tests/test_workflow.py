@@ -72,7 +72,7 @@ def test_every_dvc_stage_command_is_a_cli_subcommand():
 
 def test_help_explains_every_subcommand(capsys):
     for command in ("download", "filter", "tokenize", "train", "evaluate", "classify", "generate", "tag", "samples",
-                    "variant", "duplicates", "similar", "index", "export", "regenerate", "report"):
+                    "variant", "duplicates", "similar", "index", "export", "regenerate", "report", "results"):
         with pytest.raises(SystemExit) as exit_:
             build_parser().parse_args([command, "--help"])
         assert exit_.value.code == 0

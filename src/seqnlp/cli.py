@@ -226,6 +226,15 @@ def _run_report(args):
     print(f"wrote {args.output} and {len(images)} plot image(s) under {args.output.parent / (args.output.stem + '-plots')}")
 
 
+def _run_results(args):
+    from seqnlp import results
+
+    up_to_date = results.update(args.readme, check=args.check)
+    if args.check and not up_to_date:
+        raise UserError(f"{args.readme}'s results table is not what this commit's metrics make: run `seqnlp results`")
+    print(f"{args.readme}: the results table is {'up to date' if up_to_date else 'rewritten'}")
+
+
 def _run_plots(args):
     from seqnlp.stages import plots
 
@@ -389,6 +398,17 @@ def build_parser():
     report_parser.add_argument("--output", type=Path, default=Path("report.md"), metavar="REPORT",
                                help="the markdown file to write (default: report.md)")
     report_parser.set_defaults(handler=_run_report)
+
+    results_parser = commands.add_parser(
+        "results", help="rewrite the README's results table from metrics/*.json and anchors.yaml",
+        description="Rewrite the block between README's results markers: every headline metric that anchors.yaml "
+                    "names, with this checkout's value (metrics/<task>.json, written by the evaluate stage), its "
+                    "goals and the course's and peers' figures, and where the data came from. Run it after a "
+                    "pipeline run that moves a metric; a test fails while the committed table differs.")
+    results_parser.add_argument("--readme", type=Path, default=Path("README.md"), help="the file (default: README.md)")
+    results_parser.add_argument("--check", action="store_true",
+                                help="write nothing; exit 1 if the table is not what the metrics make")
+    results_parser.set_defaults(handler=_run_results)
 
     plots_parser = commands.add_parser(
         "plots", help="render the workspace's DVC plots as images",
