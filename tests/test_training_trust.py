@@ -276,6 +276,20 @@ def test_the_params_error_names_the_line(tmp_path):
         params.check(yaml.safe_load(text), path, REPO / params.SCHEMA_FILE)
 
 
+def test_a_new_section_that_the_schema_does_not_know_is_the_one_named(tmp_path):
+    """The ner_* sections are allowed by a pattern: an unknown section must not be blamed on them."""
+    from seqnlp import params
+
+    path = tmp_path / "params.yaml"
+    text = (REPO / "params.yaml").read_text() + "sentiment:\n  train:\n    steps: 10\n"
+    path.write_text(text)
+    line = text.splitlines().index("sentiment:") + 1
+    with pytest.raises(params.ParamsError) as error:
+        params.check(yaml.safe_load(text), path, REPO / params.SCHEMA_FILE)
+    assert f"params.yaml:{line}: sentiment: unknown key(s) 'sentiment'; allowed: " in str(error.value)
+    assert "ner_gmb" not in str(error.value) and "keys matching ^ner_[a-z0-9_]+$" in str(error.value)
+
+
 def test_a_model_trained_with_other_params_is_refused_with_a_message(reference, tmp_path, monkeypatch, capsys):
     root = tmp_path / "repo"
     shutil.copytree(reference, root)

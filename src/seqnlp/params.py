@@ -6,6 +6,7 @@ params.yaml, the dotted key and what is allowed.
 """
 
 import os
+import re
 from pathlib import Path
 
 import jsonschema
@@ -40,18 +41,20 @@ def enter_repository_root():
 
 
 def _line_of(node, keys):
-    """1-based line of the value at ``keys`` in a composed YAML node, or of its nearest existing parent."""
+    """1-based line of ``keys`` in a composed YAML node (a mapping's key, a sequence's item), or of its nearest
+    existing parent."""
     line = None
     for key in keys:
         if isinstance(node, yaml.MappingNode):
-            match = next((value for name, value in node.value if name.value == str(key)), None)
+            match = next(((name, value) for name, value in node.value if name.value == str(key)), None)
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            match = node.value[key]
+            match = (node.value[key], node.value[key])
         else:
             match = None
         if match is None:
             break
-        node, line = match, match.start_mark.line + 1
+        key_node, node = match
+        line = key_node.start_mark.line + 1
     return line
 
 
@@ -59,20 +62,27 @@ def _dotted(keys):
     return ".".join(str(key) for key in keys)
 
 
+def _unknown_keys(error):
+    """The keys an additionalProperties error is about: neither named in the schema nor matching its patterns."""
+    named, patterns = error.schema.get("properties", {}), error.schema.get("patternProperties", {})
+    return sorted(key for key in error.instance
+                  if key not in named and not any(re.search(pattern, str(key)) for pattern in patterns))
+
+
 def _error_keys(error):
     """Where an error points: an unknown key itself rather than the mapping that holds it."""
     keys = list(error.absolute_path)
     if error.validator == "additionalProperties":
-        keys.append(sorted(set(error.instance) - set(error.schema.get("properties", {})))[0])
+        keys.append(_unknown_keys(error)[0])
     return keys
 
 
 def _describe(error):
     """A jsonschema error in words a params.yaml editor can act on."""
     if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        unknown = sorted(set(error.instance) - set(allowed))
-        return f"unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
+        allowed = sorted(error.schema.get("properties", {})) + [
+            f"keys matching {pattern}" for pattern in error.schema.get("patternProperties", {})]
+        return f"unknown key(s) {', '.join(map(repr, _unknown_keys(error)))}; allowed: {', '.join(allowed)}"
     if error.validator == "pattern" and error.schema.get("description"):
         return f"{error.instance!r} is not {error.schema['description']}"
     if error.validator == "oneOf" and error.schema.get("description"):
