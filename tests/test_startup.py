@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from seqnlp import tasks
 
 HEAVY = ("tensorflow", "trax", "jax", "sklearn", "pandas", "seqeval")
 
@@ -19,7 +20,7 @@ def modules_after(code):
     return json.loads(result.stdout.splitlines()[-1])
 
 
-@pytest.mark.parametrize("task", ["topics", "shakespeare", "ner", "questions"])
+@pytest.mark.parametrize("task", tasks.modules())
 def test_loading_a_task_and_the_data_stages_imports_no_model_library(task):
     assert modules_after(f"from seqnlp import cli\nfrom seqnlp.stages import data\nfrom seqnlp.tasks import {task}") == []
 
