@@ -94,6 +94,18 @@ def test_loop_rng_round_trips(tmp_path):
     np.testing.assert_array_equal(compat.loop_rng(loop), key)
 
 
+def test_a_loop_without_summary_files_writes_nothing_and_still_saves_checkpoints_where_told(tmp_path):
+    plain = tiny_loop(tmp_path / "plain")
+    plain.run(6)  # its summary folder, and a checkpoint at step 5
+    assert {"train", "model.pkl.gz"} <= {path.name for path in (tmp_path / "plain").iterdir()}
+    quiet = compat.without_summary_files(tiny_loop(tmp_path / "quiet"))
+    quiet.run(6)
+    assert list((tmp_path / "quiet").iterdir()) == []
+    (tmp_path / "saved").mkdir()
+    compat.save_checkpoint_to(quiet, tmp_path / "saved")
+    assert (tmp_path / "saved" / "model.pkl.gz").exists()
+
+
 def test_save_checkpoint_to_writes_elsewhere_and_keeps_the_output_dir(tmp_path):
     loop = tiny_loop(tmp_path / "out")
     loop.run(1)

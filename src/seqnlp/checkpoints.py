@@ -6,8 +6,17 @@ finishes. Each checkpoint is a directory ``step_NNNNNNNN`` written under a scrat
 once every file and its manifest (sha256 of each file) are on disk: a kill leaves either the whole
 unit or a scratch directory that is never resumed. A unit that fails its manifest is set aside under
 ``*.corrupt`` and the next older one is tried.
+
+One process writes a store at a time: it holds an OS lock on ``checkpoints/TASK.lock``, which the kernel
+releases however the process ends, so a crashed writer never blocks the next run.
+
+Life cycle: a store lives while its training is unfinished. A run with another fingerprint moves it to
+``TASK.set-aside`` (the previous set-aside one is dropped); a finished run removes the store, its
+``*.corrupt`` units and the set-aside store, and leaves only the (empty) lock file.
 """
 
+import contextlib
+import fcntl
 import gzip
 import json
 import os
@@ -19,6 +28,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from seqnlp.artifacts import make_scratch_directory, read_json, sha256_of
+from seqnlp.errors import UserError
 
 MANIFEST = "manifest.json"
 FINGERPRINT = "fingerprint.json"
@@ -46,6 +56,33 @@ class CheckpointStore:
         self.directory = Path(directory)
         self.fingerprint = fingerprint
         self.work = self.directory / "work"
+        self.set_aside = self.directory.with_name(self.directory.name + ".set-aside")
+        self.lock_file = self.directory.with_name(self.directory.name + ".lock")
+
+    @contextlib.contextmanager
+    def held(self, holder):
+        """Hold the store for the block, or refuse in one line naming the process that holds it.
+
+        ``holder`` describes this process (the command) for such a refusal."""
+        try:
+            self.lock_file.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(self.lock_file, "a+")  # not "w": that would erase the holder's name before locking
+        except OSError as error:
+            raise self._cannot_write("checkpoints", self.lock_file.parent, error) from None
+        with lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                raise UserError(f"{self.directory} is being written by {lock.read().strip() or 'another process'}; "
+                                "wait for it to end (or stop it), then run the same command again") from None
+            lock.truncate(0)
+            lock.write(f"process {os.getpid()} ({holder})\n")
+            lock.flush()
+            try:
+                yield self
+            finally:
+                lock.truncate(0)
 
     def units(self):
         """Complete checkpoint units, newest first."""
@@ -63,19 +100,23 @@ class CheckpointStore:
         """Set aside a store made for another fingerprint, drop unfinished writes, start an empty work dir."""
         found = self._found_fingerprint()
         if self.directory.exists() and found != self.fingerprint:
-            aside = self.directory.with_name(self.directory.name + ".set-aside")
+            aside = self.set_aside
             changed = sorted(key for key in self.fingerprint if (found or {}).get(key) != self.fingerprint[key])
             shutil.rmtree(aside, ignore_errors=True)
             self.directory.rename(aside)
             _say(f"{self.directory} holds checkpoints made with different {', '.join(changed) or 'settings'}; "
                  f"moved to {aside}, training from scratch")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        for partial in self.directory.glob(PARTIAL_PREFIX + "*"):
-            _say(f"removing {partial}: a checkpoint whose writing was interrupted")
-            shutil.rmtree(partial)
-        shutil.rmtree(self.work, ignore_errors=True)
-        self.work.mkdir()
-        (self.directory / FINGERPRINT).write_text(json.dumps(self.fingerprint, indent=2, sort_keys=True) + "\n")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for partial in self.directory.glob(PARTIAL_PREFIX + "*"):
+                _say(f"removing {partial}: a checkpoint whose writing was interrupted")
+                shutil.rmtree(partial)
+            if self.work.exists():
+                shutil.rmtree(self.work)
+            self.work.mkdir()
+            (self.directory / FINGERPRINT).write_text(json.dumps(self.fingerprint, indent=2, sort_keys=True) + "\n")
+        except OSError as error:
+            raise self._cannot_write("checkpoints", self.directory, error) from None
 
     def _found_fingerprint(self):
         try:
@@ -84,9 +125,31 @@ class CheckpointStore:
             return None
 
     def save(self, step, write_files, resume_state):
-        """Write one unit: ``write_files(directory)`` writes the checkpoint files, then the resume state."""
-        scratch = make_scratch_directory(f"{PARTIAL_PREFIX}{UNIT_PREFIX}{step:08d}.", self.directory)
-        write_files(scratch)
+        """Write one unit: ``write_files(directory)`` writes the checkpoint files, then the resume state.
+
+        A write that fails (a full disk, a folder made read-only) removes its scratch unit and raises one
+        UserError naming the folder and the cause; the units written before stay as they are."""
+        try:
+            scratch = make_scratch_directory(f"{PARTIAL_PREFIX}{UNIT_PREFIX}{step:08d}.", self.directory)
+        except OSError as error:
+            raise self._cannot_write(f"the checkpoint at step {step}", self.directory, error) from None
+        try:
+            write_files(scratch)
+            return self._complete(step, scratch, resume_state)
+        except Exception as error:
+            shutil.rmtree(scratch, ignore_errors=True)
+            if _is_file_error(error):
+                raise self._cannot_write(f"the checkpoint at step {step}", self.directory, error) from None
+            raise
+
+    def _cannot_write(self, what, folder, error):
+        kept = self.latest_step()
+        return UserError(f"cannot write {what} in {folder}: {_cause(error)}; "
+                         + (f"the checkpoint at step {kept} in {self.directory} is kept: free some space (or make "
+                            "the folder writable), then run the same command again to resume it" if kept else
+                            "no checkpoint is kept yet"))
+
+    def _complete(self, step, scratch, resume_state):
         (scratch / RESUME_STATE).write_text(json.dumps({"step": step, **resume_state}, sort_keys=True) + "\n")
         files = {path.name: sha256_of(path) for path in sorted(scratch.iterdir())}
         for name in files:
@@ -129,8 +192,13 @@ class CheckpointStore:
         for unit in self.units():
             problem = self.problem_with(unit)
             if problem is None:
-                shutil.rmtree(self.work)
-                shutil.copytree(unit, self.work)
+                try:
+                    shutil.rmtree(self.work)
+                    self.work.mkdir()
+                    for path in unit.iterdir():  # a unit is flat (its manifest says so); copytree would bury
+                        shutil.copy2(path, self.work / path.name)  # the system's reason in a list of them
+                except OSError as error:
+                    raise self._cannot_write(f"a copy of {unit.name} to resume", self.work, error) from None
                 try:
                     loadable(self.work)
                     return read_json(self.work / RESUME_STATE)
@@ -145,7 +213,23 @@ class CheckpointStore:
         return None
 
     def remove(self):
+        """End of life: the finished run's store and any set-aside one (the lock file stays, empty)."""
         shutil.rmtree(self.directory, ignore_errors=True)
+        shutil.rmtree(self.set_aside, ignore_errors=True)
+
+
+def _is_file_error(error):
+    # TensorFlow's file errors (a full disk: ResourceExhaustedError) are not OSErrors.
+    return isinstance(error, OSError) or type(error).__module__.startswith("tensorflow")
+
+
+def _cause(error):
+    """The reason in a few words: the system's; from TensorFlow, whose message is "FILE; REASON" and then a
+    call stack, the reason."""
+    if getattr(error, "errno", None):
+        return os.strerror(error.errno)
+    lines = str(error).strip().splitlines()
+    return lines[0].rsplit("; ", 1)[-1] if lines else type(error).__name__
 
 
 def trax_checkpoint_readable(directory, basename="model"):

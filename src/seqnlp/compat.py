@@ -143,6 +143,17 @@ def save_checkpoint_to(loop, directory, basename="model"):
         loop._output_dir = output_dir
 
 
+def without_summary_files(loop):
+    """Keep the Loop from writing TensorBoard event files and config.gin into its output directory.
+
+    seqnlp's curves come from the loop's history (DVCLive); the event files were never read, grew the
+    checkpoint store, and a full disk surfaced as a RuntimeError from TensorFlow's writer thread in the
+    middle of a step. The Loop has already restored its checkpoint from the directory when it was built;
+    checkpoints are written by :func:`save_checkpoint_to`."""
+    loop._output_dir = None
+    return loop
+
+
 def loop_rng(loop):
     """The loop's random key, as a NumPy array."""
     return np.asarray(loop._rng)

@@ -6,14 +6,22 @@ depends on in dvc.yaml. A rerun with the same fingerprint restores the weights, 
 random key and both data streams' positions, so it ends bitwise identical to an uninterrupted run. The
 trained model (models/TASK) is replaced only when a run finishes; then the store is removed, so the next
 run (`dvc repro -f`, or any change) trains from scratch.
+
+One trainer writes a task's store at a time (the store's lock), and a trainer started by DVC stops, its
+checkpoints kept, when the `dvc` process that started it dies: no orphan goes on to publish a model that
+no tool records, beside the rerun that follows.
 """
 
+import _thread
 import contextlib
 import gzip
 import io
 import json
+import os
 import pickle
 import sys
+import threading
+import time
 from pathlib import Path
 
 import yaml
@@ -21,12 +29,12 @@ from dvclive import Live
 from tqdm import tqdm
 
 from seqnlp import layout, tasks
-from seqnlp.artifacts import read_json, sha256_of, staged_directory, write_json
+from seqnlp.artifacts import sha256_of, staged_directory, write_json
 from seqnlp.batching import CountingStream
 from seqnlp.checkpoints import CheckpointStore, trax_checkpoint_readable
-from seqnlp.compat import loop_rng, save_checkpoint_to, set_loop_rng, trax
+from seqnlp.compat import loop_rng, save_checkpoint_to, set_loop_rng, trax, without_summary_files
 from seqnlp.errors import Interrupted, UserError
-from seqnlp.trained import CHECKPOINT_FILE, TRAINING_RECORD
+from seqnlp.trained import TRAINING_RECORD
 from trax.supervised import callbacks as step_callbacks
 from trax.supervised import lr_schedules, training
 
@@ -65,7 +73,7 @@ def learning_rate_schedule(train_params):
 
 
 def build_loop(task, params, streams, output_dir, callbacks=()):
-    """A Loop that never checkpoints by itself: :func:`train` writes each checkpoint as one unit."""
+    """A Loop that never writes files by itself: :func:`train` writes each checkpoint as one unit."""
     train_params = params["train"]
     seed = train_params["seed"]
     train_task = training.TrainTask(
@@ -82,7 +90,7 @@ def build_loop(task, params, streams, output_dir, callbacks=()):
         n_eval_batches=train_params["eval_batches"],
     )
     eval_every, steps = train_params["eval_every"], train_params["steps"]
-    return training.Loop(
+    return without_summary_files(training.Loop(
         task.model(params, mode="train"),
         [train_task],
         eval_model=task.model(params, mode="eval"),
@@ -93,7 +101,7 @@ def build_loop(task, params, streams, output_dir, callbacks=()):
         permanent_checkpoint_at=lambda step: False,
         random_seed=seed,
         callbacks=list(callbacks),
-    )
+    ))
 
 
 def progress_bar_callback(bar, metric_names):
@@ -151,7 +159,26 @@ def restore(loop, streams, state):
         streams[name].skip_to(position)
 
 
-def train(task_name, task, params, tokens, store, bar):
+def stop_when_the_starter_ends(poll_seconds=0.5):
+    """Under DVC (it sets DVC_STAGE; Snakemake's jobs run through DVC too), watch the process that started
+    this one, and when it is gone, stop as Ctrl-C would. Returns an Event set when that happened.
+
+    By hand (no DVC_STAGE), a run outlives its shell as any other command does (`nohup`, a closed ssh)."""
+    starter_ended = threading.Event()
+    if os.environ.get("DVC_STAGE"):
+        starter = os.getppid()
+
+        def watch():
+            while os.getppid() == starter:
+                time.sleep(poll_seconds)
+            starter_ended.set()
+            _thread.interrupt_main()
+
+        threading.Thread(target=watch, name="starter watch", daemon=True).start()
+    return starter_ended
+
+
+def train(task_name, task, params, tokens, store, bar, starter_ended=None):
     """Run (or resume) the loop to ``steps``, checkpointing as it goes; return the loop and its resumes."""
     train_params = params["train"]
     steps, every = train_params["steps"], train_params["checkpoint_every"]
@@ -176,7 +203,9 @@ def train(task_name, task, params, tokens, store, bar):
                        resume_state(loop, streams, resumed_from))
     except KeyboardInterrupt:
         kept = store.latest_step()
-        raise Interrupted(f"training interrupted at step {loop.step}; " + (
+        stopped = (f"training stopped at step {loop.step}: the dvc process that started it ended"
+                   if starter_ended and starter_ended.is_set() else f"training interrupted at step {loop.step}")
+        raise Interrupted(f"{stopped}; " + (
             f"checkpoint at step {kept} kept in {store.directory}: run the same command again to resume it"
             if kept else "no checkpoint was written yet")) from None
     return loop, resumed_from
@@ -218,12 +247,14 @@ def run(task_name):
     task, params = tasks.load(task_name), tasks.params(task_name)
     tokens = layout.tokens(task_name)
     store = CheckpointStore(layout.checkpoints(task_name), fingerprint(task_name, params, tokens))
-    with tqdm(total=params["train"]["steps"], desc="training", unit=" steps") as bar:
-        loop, resumed_from = train(task_name, task, params, tokens, store, bar)
-    publish(task_name, params, store, loop, resumed_from)
-    metric_names = list(task.eval_metrics(params))
-    write_training_log(loop.history, loop.tasks[0].loss_name, metric_names, layout.training_log(task_name))
-    store.remove()
+    with store.held(f"seqnlp train {task_name}"):
+        starter_ended = stop_when_the_starter_ends()
+        with tqdm(total=params["train"]["steps"], desc="training", unit=" steps") as bar:
+            loop, resumed_from = train(task_name, task, params, tokens, store, bar, starter_ended)
+        publish(task_name, params, store, loop, resumed_from)
+        metric_names = list(task.eval_metrics(params))
+        write_training_log(loop.history, loop.tasks[0].loss_name, metric_names, layout.training_log(task_name))
+        store.remove()
     last = {name: loop.history.get("eval", f"metrics/{name}")[-1][1] for name in metric_names}
     print(f"train {task_name}: {loop.step} steps"
           + (f" (resumed from step {', '.join(map(str, resumed_from))})" if resumed_from else "")

@@ -72,6 +72,7 @@ def _copy_local(configured, out):
 
 # What a truncated or corrupt .tar.gz raises: tarfile's own errors, gzip's (OSError, EOFError) and zlib's.
 ARCHIVE_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def read_works(archive, suffix=MODERN_SUFFIX):
@@ -81,7 +82,10 @@ def read_works(archive, suffix=MODERN_SUFFIX):
     """
     works = {}
     try:
-        with tarfile.open(archive) as tar:
+        # Named, not guessed: tarfile's guess ("r") reports a failure of each of its four methods on its own line.
+        with open(archive, "rb") as stream:
+            mode = "r:gz" if stream.read(2) == GZIP_MAGIC else "r:"
+        with tarfile.open(archive, mode) as tar:
             for member in tar:  # one pass, in archive order: a .tar.gz cannot seek back cheaply
                 if member.name.startswith(WORKS_DIR) and member.name.endswith(suffix) and member.isfile():
                     text = _read_member(tar, member, f"{archive}!{member.name}")
