@@ -7,20 +7,13 @@ from pathlib import Path
 import yaml
 
 from seqnlp import layout
+from seqnlp.regenerate import flatten
 from seqnlp.errors import UserError
 from seqnlp.report import _describe, _format, load_anchors
 
 README = Path("README.md")
 RESULTS_START = "<!-- results: made by `seqnlp results` from metrics/*.json and anchors.yaml; edit those, not this -->"
 RESULTS_END = "<!-- end of results -->"
-
-
-def _lookup(metrics, dotted):
-    """``metrics["valid"]["f1"]`` for ``valid.f1``; None where a key is missing."""
-    value = metrics
-    for key in dotted.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
 
 
 def _data_summary(data):
@@ -39,9 +32,10 @@ def table(task_names, anchors, metrics_of):
     rows = ["| task | data | metric | this commit | goal | course and peers |", "|---|---|---|---|---|---|"]
     for task in task_names:
         metrics = metrics_of(task)
+        flat = flatten(metrics)  # anchors name metrics by dotted path, as regenerate compares them
         first = True
         for metric, entries in anchors.get(task, {}).items():
-            value = _lookup(metrics, metric)
+            value = flat.get(metric)
             goals = "; ".join(_describe(anchor, value) for anchor in entries or [] if "value" not in anchor)
             figures = "; ".join(_describe(anchor, value) for anchor in entries or [] if "value" in anchor)
             where = f"`{task}` | {_data_summary(metrics.get('data', {}))}" if first else " | "
