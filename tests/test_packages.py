@@ -221,3 +221,18 @@ def test_evaluate_replaces_its_metrics_and_plots_together_or_not_at_all(repo, mo
     assert {path: path.read_bytes() for path in outputs} == before
     assert sorted(path.name for path in (repo / layout.plots(TASK)).iterdir()) == ["eval", "train"]
     assert sorted(path.name for path in (repo / "metrics").iterdir()) == [f"{TASK}.json"]
+
+
+def test_a_command_finds_the_task_whose_model_answers_it_and_refuses_one_that_cannot(repo, package, monkeypatch,
+                                                                                    capsys):
+    monkeypatch.chdir(repo)
+    assert cli.main(["generate", "--length", "20", "--seed", "3"]) == 0  # the first task that generates
+    by_default = capsys.readouterr().out
+    assert cli.main(["generate", "--model", TASK, "--length", "20", "--seed", "3"]) == 0
+    assert capsys.readouterr().out == by_default and by_default.strip()
+    assert cli.main(["classify", "--model", TASK, "some news"]) == 1
+    assert capsys.readouterr().err == ("seqnlp classify: error: shakespeare is a TextGenerator, which cannot answer "
+                                       "`seqnlp classify`; models that can: topics\n")
+    assert cli.main(["tag", "--package", str(package), "John lives in Paris"]) == 1
+    assert capsys.readouterr().err == (f"seqnlp tag: error: {package} is a TextGenerator, which cannot answer "
+                                       "`seqnlp tag`\n")

@@ -125,6 +125,33 @@ def test_dvc_repro_leaves_a_clean_status_and_tracked_metrics(dvc_run):
     assert index["questions"] == len(json.loads((dvc_run / "data/questions/index/questions.json").read_text()))
 
 
+@pytest.mark.parametrize("task", ["topics", "shakespeare", *NER_TASKS, "questions"])
+def test_every_tasks_batch_streams_continue_exactly_where_a_resumed_run_skips_to(dvc_run, task, monkeypatch):
+    """The task's half of exact resume (trax restores the weights, slots and random key alike for every task):
+    streams rebuilt from the seed and skipped to a checkpoint's positions give the batches an uninterrupted
+    run goes on with."""
+    import numpy as np
+
+    from seqnlp import layout, tasks
+    from seqnlp.stages.train import data_streams
+
+    monkeypatch.chdir(dvc_run)
+    module, params = tasks.load(task), tasks.params(task)
+    uninterrupted = data_streams(module, params, layout.tokens(task))
+    positions = {"train": 23, "valid": 5}
+    for name, stream in uninterrupted.items():
+        for _ in range(positions[name]):
+            next(stream)
+    resumed = data_streams(module, params, layout.tokens(task))
+    for name, position in positions.items():
+        resumed[name].skip_to(position)
+        for _ in range(4):
+            expected, found = next(uninterrupted[name]), next(resumed[name])
+            assert len(expected) == len(found)
+            for left, right in zip(expected, found):
+                np.testing.assert_array_equal(np.asarray(left), np.asarray(right))
+
+
 def test_a_second_repro_has_nothing_to_do(dvc_run):
     assert "didn't change" in run(["dvc", "repro"], dvc_run) or "up to date" in run(["dvc", "status"], dvc_run)
 

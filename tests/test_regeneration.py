@@ -70,6 +70,21 @@ def test_regenerate_refuses_a_revision_that_is_not_a_commit_or_a_task_that_is_no
     assert list(tmp_path.iterdir()) == []  # nothing left behind
 
 
+def test_regenerate_refuses_own_files_outside_the_repository_before_running_anything(tmp_path):
+    from seqnlp import small_slice
+
+    copy = small_slice.make(tmp_path / "copy", source=REPO)
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    params["topics"]["download"]["local"] = {"train": "../own/train.csv", "test": "/own/test.csv"}
+    (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qam", "own data"],
+                   cwd=copy, check=True)
+    with pytest.raises(UserError, match=r"^params.yaml: topics.download.local.train is ../own/train.csv, outside the "
+                                        r"repository, so a clean clone cannot find it; give an absolute path"):
+        regenerate.regenerate(copy, workdir=tmp_path / "work")
+    assert not (tmp_path / "work" / "repo").exists()
+
+
 def test_every_anchored_metric_exists_in_the_committed_metrics():
     anchors = report.load_anchors(REPO / "anchors.yaml")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -148,3 +163,14 @@ def test_the_results_table_follows_a_changed_metric_and_says_whether_a_goal_is_m
     results.update()
     assert "| f1 | **0.8123** | goal (testb): ≥ 0.8400 **not met** |" in Path("README.md").read_text()
     assert results.update(check=True)
+
+
+def test_a_task_without_anchors_shows_its_top_level_numbers_in_the_results_table_and_the_report():
+    metrics = {"test_examples": 800, "accuracy": 0.8125, "macro_f1": 0.8011, "per_class": {"a": {"f1": 0.5}},
+               "data": {"source": "local", "pinned_source": False, "train_rows": 3600}}
+    rows = results.table(["textcat"], {}, lambda task: metrics).splitlines()[2:]
+    assert rows == ["| `textcat` | local (not pinned), 3,600 training rows | accuracy | **0.8125** | – | – |",
+                    "|  |  | macro_f1 | **0.8011** | – | – |"]
+    assert report.headline_metrics(None, metrics) == {"accuracy": [], "macro_f1": []}
+    anchored = {"accuracy": [{"name": "goal", "at_least": 0.9}]}
+    assert report.headline_metrics(anchored, metrics) == anchored

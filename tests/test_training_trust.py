@@ -339,7 +339,9 @@ def test_kill_9_during_training_and_during_a_checkpoint_write_then_rerun(referen
     assert record(root)["resumed_from_steps"][-1] == 20 and "resumed shakespeare from the checkpoint" in err
 
 
-def test_ctrl_c_exits_130_and_says_which_checkpoint_was_kept(tmp_path):
+@pytest.mark.parametrize("stop, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
+def test_ctrl_c_or_sigterm_exits_and_says_which_checkpoint_was_kept(tmp_path, stop, exit_code):
+    """Ctrl-C, or SIGTERM as `kill` and SLURM's `scancel` send: the same one line, the checkpoints kept."""
     # Far more steps than it can run before the signal lands, so it cannot finish first.
     root = make_repo(tmp_path / "repo", steps=100_000)
     # A suite started as a background job (`cmd &` in a script) inherits SIGINT ignored, and a Python child then
@@ -350,13 +352,13 @@ def test_ctrl_c_exits_130_and_says_which_checkpoint_was_kept(tmp_path):
     finally:
         signal.signal(signal.SIGINT, previous)
     wait_for(lambda: (root / layout.checkpoints(TASK) / "step_00000010").is_dir(), process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     try:
         _, err = process.communicate(timeout=120)
     except subprocess.TimeoutExpired:
         process.kill()
-        pytest.fail(f"seqnlp train ignored SIGINT: {process.communicate()}")
-    assert process.returncode == 130
+        pytest.fail(f"seqnlp train ignored {stop.name}: {process.communicate()}")
+    assert process.returncode == exit_code
     last_line = err.strip().splitlines()[-1]
     assert "training interrupted at step" in last_line and "checkpoint at step" in last_line
     assert "run the same command again to resume" in last_line and "Traceback" not in err
@@ -380,17 +382,21 @@ def test_a_second_trainer_of_the_same_store_is_refused_naming_the_first(tmp_path
         pass
 
 
-def test_a_trainer_started_by_dvc_stops_when_dvc_is_killed_and_publishes_nothing(reference, tmp_path):
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_a_trainer_started_by_dvc_stops_when_dvc_is_killed_and_publishes_nothing(reference, tmp_path, shell):
+    """DVC runs the command through $SHELL: bash execs it, dash (Debian's /bin/sh, DVC's choice when SHELL is
+    unset, as in CI) stays between dvc and the trainer and outlives a killed dvc."""
     import psutil
 
     root = make_repo(tmp_path / "repo", steps=100_000)
     dvc = str(Path(sys.executable).parent / "dvc")
     subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=root, check=True)
     repro = subprocess.Popen([dvc, "repro", "--single-item", f"train@{TASK}"], cwd=root, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             env={**os.environ, "SHELL": shell}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     store = root / layout.checkpoints(TASK)
     wait_for(lambda: (store / "step_00000010").is_dir(), repro)
-    trainer, = [child for child in psutil.Process(repro.pid).children() if "train" in child.cmdline()]
+    trainer, = [process for process in psutil.Process(repro.pid).children(recursive=True)
+                if process.cmdline()[-2:] == ["train", TASK]]
     repro.send_signal(signal.SIGKILL)
     _, err = repro.communicate(timeout=120)  # to its end: the orphaned trainer holds the same stderr
     assert not trainer.is_running() or trainer.status() == psutil.STATUS_ZOMBIE  # ended, perhaps not yet reaped

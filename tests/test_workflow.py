@@ -220,6 +220,22 @@ def test_a_slice_is_a_committed_copy_of_the_code_with_the_test_params(tmp_path):
     assert status.stdout == ""
 
 
+def test_a_slice_reads_your_own_files_from_the_checkout_it_was_made_from(tmp_path):
+    """A relative download.local path names a file of the checkout; the slice runs elsewhere, so it gets the
+    absolute path (an absolute one is kept)."""
+    from seqnlp import small_slice
+
+    (tmp_path / "own.yaml").write_text(yaml.safe_dump({
+        "shakespeare.download.local": "../own/works.tar.gz",
+        "topics.download.local": {"train": "reviews/train.csv", "test": "/data/test.csv"}}))
+    copy = small_slice.make(tmp_path / "slice", source=REPO, overrides=tmp_path / "own.yaml")
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    assert params["shakespeare"]["download"]["local"] == str(REPO.parent / "own" / "works.tar.gz")
+    assert params["topics"]["download"]["local"] == {"train": str(REPO / "reviews" / "train.csv"),
+                                                     "test": "/data/test.csv"}
+    assert params["questions"]["download"]["local"] is None
+
+
 def test_every_task_has_its_package_declared_as_a_dvc_model_artifact():
     artifacts = load("dvc.yaml")["artifacts"]
     assert sorted(artifact["path"] for artifact in artifacts.values()) == sorted(
@@ -229,14 +245,14 @@ def test_every_task_has_its_package_declared_as_a_dvc_model_artifact():
         assert name == artifact["path"].split("/")[1].replace("_", "-"), name
 
 
-def test_after_a_killed_snakemake_run_unlock_then_the_same_command_finishes(tmp_path):
+def test_after_a_killed_snakemake_run_unlock_then_the_same_command_finishes(tmp_path, mirror):
     """The README's sequence: a run killed with -9 while a job runs leaves Snakemake's lock and the job's
     output marked incomplete; `snakemake --unlock`, then the same command again reruns the job."""
     from seqnlp import small_slice
 
     root = small_slice.make(tmp_path / "copy", source=REPO)
     environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                   "SEQNLP_DATA_MIRROR": os.environ.get("SEQNLP_DATA_MIRROR", str(REPO.parent / "shared" / "data"))}
+                   "SEQNLP_DATA_MIRROR": str(mirror)}
     command = ["snakemake", "--profile", "workflow/profiles/default", "download_shakespeare"]
     running = subprocess.Popen(command, cwd=root, env=environment, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
@@ -253,5 +269,6 @@ def test_after_a_killed_snakemake_run_unlock_then_the_same_command_finishes(tmp_
     refused = subprocess.run(command, cwd=root, env=environment, capture_output=True, text=True)
     assert refused.returncode == 1 and "LockException" in refused.stderr and "--unlock" in refused.stderr
     subprocess.run(["snakemake", "--unlock"], cwd=root, env=environment, capture_output=True, check=True)
-    subprocess.run(command, cwd=root, env=environment, capture_output=True, check=True)
+    rerun = subprocess.run(command, cwd=root, env=environment, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert (root / "data" / "shakespeare" / "raw" / "source.json").exists()

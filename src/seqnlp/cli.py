@@ -29,7 +29,12 @@ TASK_STAGES = {  # subcommand: (one-line help, longer description)
 }
 
 
-def _package_option(parser):
+def _model_options(parser, answers):
+    """--model TASK (the checkout's package of a task whose predictor ``answers`` this command; default: the first
+    in params.yaml) or --package FOLDER."""
+    parser.add_argument("--model", metavar="TASK",
+                        help=f"the task whose trained model {answers} (default: the first task of params.yaml whose "
+                             "model can; see `seqnlp tasks`)")
     parser.add_argument("--package", type=Path, metavar="FOLDER",
                         help="run the model package in FOLDER (made by `seqnlp package`, or fetched with "
                              "`dvc artifacts get`), from anywhere, instead of this repository's")
@@ -57,15 +62,25 @@ def _run_evaluate(args):
     evaluate.run(args.task)
 
 
-def _model(args, task_name):
-    """The predictor of --package, else of the checkout's package of ``task_name`` (seqnlp.load)."""
+def _model(args):
+    """The predictor of --package, else of the checkout's package of --model or of the first task whose model
+    answers this command (seqnlp.load); a one-line error when that model cannot answer it."""
     import seqnlp
+    from seqnlp import contract
 
-    return seqnlp.load(args.package if args.package else task_name)
+    able = [] if args.package else contract.tasks_with(command=args.command)
+    source = args.package or args.model or (able[0] if able else None)
+    if source is None:
+        raise UserError(f"no task of params.yaml has a model that answers `seqnlp {args.command}`")
+    model = seqnlp.load(source)
+    if not hasattr(model, contract.COMMANDS[args.command]):
+        raise UserError(f"{source} is a {type(model).__name__}, which cannot answer `seqnlp {args.command}`"
+                        + (f"; models that can: {', '.join(able)}" if able else ""))
+    return model
 
 
 def _run_classify(args):
-    [predicted] = _model(args, "topics").predict([args.text])
+    [predicted] = _model(args).predict([args.text])
     print(predicted["label"])
     for name, probability in sorted(predicted["probabilities"].items(), key=lambda item: -item[1]):
         print(f"  {name:<10} {probability:.4f}")
@@ -100,9 +115,7 @@ def _tag_inputs(args):
 def _run_tag(args):
     import json
 
-    model = _model(args, args.model)
-    if not hasattr(model, "tag"):
-        raise UserError(f"{args.package or args.model} is not a tagging model")
+    model = _model(args)
     texts = _tag_inputs(args)
     tagged = model.tag(texts)
     if args.json:
@@ -139,7 +152,7 @@ def _pair_inputs(args):
 def _run_duplicates(args):
     import json
 
-    judged = _model(args, "questions").judge(_pair_inputs(args))
+    judged = _model(args).judge(_pair_inputs(args))
     if args.json:
         print(json.dumps(judged, ensure_ascii=False, indent=2))
         return
@@ -156,7 +169,7 @@ def _run_duplicates(args):
 def _run_similar(args):
     import json
 
-    model = _model(args, "questions")
+    model = _model(args)
     if not model.meaningful(args.question):
         print("note: no word of the question is in the model's vocabulary; the neighbours mean nothing",
               file=sys.stderr)
@@ -166,6 +179,22 @@ def _run_similar(args):
         return
     for entry in nearest:
         print(f"{entry['similarity']:.4f}  {entry['question']}")
+
+
+def _run_tasks(args):
+    import importlib
+
+    from seqnlp import contract
+    from seqnlp import params as params_file
+
+    rows = [("task", "module", "stages", "commands")]
+    for task_name, module_name in params_file.load()["tasks"].items():
+        module = importlib.import_module(f"seqnlp.tasks.{module_name}")
+        rows.append((task_name, module_name, " ".join([*contract.EVERY_TASKS_STAGES, *contract.stages(module)]),
+                     " ".join(contract.commands(module)) or "-"))
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
 
 
 def _run_export(args):
@@ -181,19 +210,23 @@ def _run_package(args):
 
 
 def _run_index(args):
+    from seqnlp import contract
     from seqnlp.stages import index
 
+    contract.require(args.task, "index")
     index.run(args.task)
 
 
 def _run_samples(args):
+    from seqnlp import contract
     from seqnlp.stages import samples
 
+    contract.require(args.task, "generate")
     samples.run(args.task)
 
 
 def _run_generate(args):
-    samples = _model(args, "shakespeare").generate(args.prefix, args.n, args.length, args.temperature, args.seed)
+    samples = _model(args).generate(args.prefix, args.n, args.length, args.temperature, args.seed)
     print("\n---\n".join(samples))
 
 
@@ -285,11 +318,18 @@ def build_parser():
         _task_argument(stage_parser)
         stage_parser.set_defaults(handler=handlers.get(stage, _run_data_stage))
 
+    tasks_parser = commands.add_parser(
+        "tasks", help="list params.yaml's tasks: each one's module, pipeline stages and the commands its model answers",
+        description="List the tasks of params.yaml's tasks: with the module that runs each, the pipeline stages it "
+                    "has (generate and index only where its module provides them, see seqnlp.contract) and the "
+                    "commands its trained model answers.")
+    tasks_parser.set_defaults(handler=_run_tasks)
+
     classify_parser = commands.add_parser(
         "classify", help="print the topic the trained topics model gives a text",
         description="Print the predicted AG News topic of TEXT and each topic's probability.")
     classify_parser.add_argument("text", help="a news title and/or description")
-    _package_option(classify_parser)
+    _model_options(classify_parser, "classifies texts")
     classify_parser.set_defaults(handler=_run_classify)
 
     generate_parser = commands.add_parser(
@@ -305,7 +345,7 @@ def build_parser():
     generate_parser.add_argument("--length", type=_positive_int, default=200,
                                  help="characters per sample (default: 200)")
     generate_parser.add_argument("--seed", type=int, default=0, help="random seed of the first sample (default: 0)")
-    _package_option(generate_parser)
+    _model_options(generate_parser, "generates text")
     generate_parser.set_defaults(handler=_run_generate)
 
     tag_parser = commands.add_parser(
@@ -315,10 +355,8 @@ def build_parser():
                     "from the arguments, from --file (one per line) or from stdin (one per line).")
     tag_parser.add_argument("text", nargs="*", help="texts to tag (`-` reads stdin)")
     tag_parser.add_argument("--file", type=Path, help="a UTF-8 file with one text per line")
-    tag_parser.add_argument("--model", default="ner_gmb",
-                            help="which NER task's model: ner_gmb (default) or ner_conll")
     tag_parser.add_argument("--json", action="store_true", help="print JSON: tokens, tags and entities per text")
-    _package_option(tag_parser)
+    _model_options(tag_parser, "tags entities (ner_gmb, ner_conll)")
     tag_parser.set_defaults(handler=_run_tag)
 
     duplicates_parser = commands.add_parser(
@@ -329,7 +367,7 @@ def build_parser():
     duplicates_parser.add_argument("questions", nargs="*", help="two questions")
     duplicates_parser.add_argument("--file", type=Path, help="a UTF-8 file of `question1 TAB question2` lines")
     duplicates_parser.add_argument("--json", action="store_true", help="print JSON: similarity and verdict per pair")
-    _package_option(duplicates_parser)
+    _model_options(duplicates_parser, "compares questions")
     duplicates_parser.set_defaults(handler=_run_duplicates)
 
     similar_parser = commands.add_parser(
@@ -339,14 +377,14 @@ def build_parser():
     similar_parser.add_argument("question", help="a question")
     similar_parser.add_argument("--top", type=_positive_int, default=5, help="how many questions (default: 5)")
     similar_parser.add_argument("--json", action="store_true", help="print JSON: question and similarity")
-    _package_option(similar_parser)
+    _model_options(similar_parser, "finds similar questions")
     similar_parser.set_defaults(handler=_run_similar)
 
     index_parser = commands.add_parser(
         "index", help="encode the questions the model has seen, for `similar` (the pipeline's index stage)",
         description="Write data/TASK/index: the unit vectors of every distinct training and validation "
                     "question and the threshold chosen on validation.")
-    index_parser.add_argument("task", choices=["questions"], help="a retrieval task")
+    index_parser.add_argument("task", help="a task whose module builds an index (questions)")
     index_parser.set_defaults(handler=_run_index)
 
     export_parser = commands.add_parser(
@@ -369,7 +407,7 @@ def build_parser():
         "samples", help="write the task's generated samples (the pipeline's generate stage)",
         description="Write samples/TASK.txt: texts generated at the prefixes, temperatures and seed of the "
                     "task's `generate` params.")
-    samples_parser.add_argument("task", choices=["shakespeare"], help="a task with a generative model")
+    samples_parser.add_argument("task", help="a task whose module writes samples (shakespeare)")
     samples_parser.set_defaults(handler=_run_samples)
 
     regenerate_parser = commands.add_parser(
@@ -452,11 +490,31 @@ def run_the_checkouts_own_code(argv):
                   {**os.environ, "PYTHONPATH": os.pathsep.join(paths)})
 
 
+def stop_on_sigterm():
+    """SIGTERM (`kill`, SLURM's `scancel`, a container that stops) stops a command as Ctrl-C does: nothing
+    half-written, checkpoints kept, one line. Returns the list the handler appends the signal to."""
+    received = []
+
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    return received
+
+
 def main(argv=None):
     """The ``seqnlp`` command; ``argv`` (in-process callers, such as tests) runs the code already imported."""
     if argv is None:
         run_the_checkouts_own_code(sys.argv[1:])
-    args = build_parser().parse_args(argv)
+        terminated = stop_on_sigterm()
+        code = run(build_parser().parse_args())
+        return 128 + signal.SIGTERM if terminated and code == 130 else code  # as a process the signal ended
+    return run(build_parser().parse_args(argv))
+
+
+def run(args):
+    """Run a parsed command; its exit status, with any error on one line."""
     try:
         if not getattr(args, "package", None):  # a package works anywhere; everything else in the repository
             enter_repository_root()

@@ -69,6 +69,11 @@ def _headline(task_name, metrics):
 def write(task_name, out):
     """Write the package of ``task_name`` (from this checkout's pipeline outputs) into the empty folder ``out``."""
     params, module = tasks.params(task_name), tasks.module_name(task_name)
+    predictor = predictors.PREDICTORS.get(module)
+    if predictor is None:
+        raise UserError(f"task module {module} has no predictor class in src/seqnlp/predictors.py, so {task_name} "
+                        f"has no model package; add one (docs/adding-a-task.md), or stop at `dvc repro "
+                        f"export@{task_name}`")
     record = trained.trained_record(task_name, params)
     exported = layout.exported(task_name)
     if read_json(exported / trained.EXPORT_RECORD)["training"] != record:
@@ -81,7 +86,6 @@ def write(task_name, out):
     if metrics.get("training") != training_summary(record):
         raise UserError(f"{metrics_file} was not made from {layout.model(task_name)}'s training run; "
                         f"run `dvc repro` (or `seqnlp evaluate {task_name}`) first")
-    predictor = predictors.PREDICTORS[module]
     (out / MODEL).mkdir()
     for name in EXPORT_FILES:  # the export's own files, not what tools leave beside them (.snakemake_timestamp)
         shutil.copyfile(exported / name, out / MODEL / name)

@@ -140,6 +140,21 @@ def _environment(clone):
     return environment
 
 
+def _refuse_own_files_outside(clone):
+    """A relative download.local path that leaves the repository names another file, or none, from the clone."""
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    for task_name in params.get("tasks", {}):
+        local = (params.get(task_name) or {}).get("download", {}).get("local")
+        paths = local.items() if isinstance(local, dict) else [(None, local)]
+        for key, path in paths:
+            if isinstance(path, str) and not Path(path).expanduser().is_absolute() and \
+                    not (clone / path).resolve().is_relative_to(clone):
+                dotted = ".".join(filter(None, [task_name, "download", "local", key]))
+                raise UserError(f"params.yaml: {dotted} is {path}, outside the repository, so a clean clone cannot "
+                                "find it; give an absolute path, or keep the file in the repository and track it "
+                                "with DVC (docs/adding-a-task.md#3-your-data)")
+
+
 def regenerate(root, rev="HEAD", from_scratch=False, tasks=(), workdir=None, keep=False):
     """Clone ``rev`` of the repository at ``root`` into a clean workspace sharing its DVC cache, rerun the
     pipeline there (restoring unchanged stages from the run-cache unless ``from_scratch``) and return the
@@ -159,6 +174,7 @@ def regenerate(root, rev="HEAD", from_scratch=False, tasks=(), workdir=None, kee
         _git("checkout", "--quiet", commit, cwd=clone)
         # One cache for both: the clone restores what the run-cache knows and adds what it makes.
         subprocess.run([*DVC, "cache", "dir", "--local", _cache_dir(root)], cwd=clone, check=True)
+        _refuse_own_files_outside(clone)
         stage_names, metrics_files = _pipeline(clone)
         targets = _stages_of(stage_names, tasks) if tasks else []
         wanted = {str(layout.metrics(task)) for task in tasks}

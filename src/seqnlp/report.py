@@ -40,19 +40,27 @@ def load_anchors(path=ANCHORS):
     return anchors
 
 
-def _format(value):
+def format_value(value):
     if isinstance(value, float):
         return f"{value:.4f}"
     return "–" if value is None else str(value)
 
 
-def _describe(anchor, value):
+def describe_anchor(anchor, value):
     if "value" in anchor:
-        return f"{anchor['name']}: {_format(anchor['value'])}"
+        return f"{anchor['name']}: {format_value(anchor['value'])}"
     at_least = "at_least" in anchor
     bound = anchor["at_least" if at_least else "at_most"]
     met = value is not None and (value >= bound if at_least else value <= bound)
-    return f"{anchor['name']}: {'≥' if at_least else '≤'} {_format(bound)} {'met' if met else '**not met**'}"
+    return f"{anchor['name']}: {'≥' if at_least else '≤'} {format_value(bound)} {'met' if met else '**not met**'}"
+
+
+def headline_metrics(task_anchors, metrics):
+    """The metrics a task is judged by: those anchors.yaml names for it, else every top-level number of its
+    metrics file (a new task has no anchors yet), each with its anchors."""
+    if task_anchors:
+        return task_anchors
+    return {name: [] for name, value in metrics.items() if isinstance(value, float)}
 
 
 def headline_table(base, metrics, anchors):
@@ -63,8 +71,8 @@ def headline_table(base, metrics, anchors):
         entry = metrics.get(metric, {})
         old, new = entry.get("old"), entry.get("new")
         change = f"{new - old:+.4f}" if isinstance(old, (int, float)) and isinstance(new, (int, float)) else "–"
-        described = "; ".join(_describe(anchor, new) for anchor in metric_anchors or [])
-        rows.append(f"| {metric} | {_format(old)} | {_format(new)} | {change} | {described} |")
+        described = "; ".join(describe_anchor(anchor, new) for anchor in metric_anchors or [])
+        rows.append(f"| {metric} | {format_value(old)} | {format_value(new)} | {change} | {described} |")
     return "\n".join(rows)
 
 
@@ -106,7 +114,10 @@ def write_report(base, output):
     header, changed_rows = changed[:2], changed[2:]  # one table for all files; its first column is the path
     for task in task_names:
         file = str(layout.metrics(task))
-        lines += [f"## {task}", "", headline_table(base, metrics.get(file, {}), anchors.get(task, {})), ""]
+        task_metrics = metrics.get(file, {})
+        shown = headline_metrics(anchors.get(task), {name: entry.get("new") for name, entry in task_metrics.items()
+                                                     if "." not in name})
+        lines += [f"## {task}", "", headline_table(base, task_metrics, shown), ""]
         rows = [row for row in changed_rows if row.split("|")[1].strip() == file]
         lines += ["<details><summary>every metric that changed (dvc metrics diff)</summary>", "",
                   "\n".join(header + rows) if rows else "No metric changed.", "", "</details>", ""]

@@ -9,7 +9,7 @@ import yaml
 from seqnlp import layout
 from seqnlp.regenerate import flatten
 from seqnlp.errors import UserError
-from seqnlp.report import _describe, _format, load_anchors
+from seqnlp.report import describe_anchor, format_value, headline_metrics, load_anchors
 
 README = Path("README.md")
 RESULTS_START = "<!-- results: made by `seqnlp results` from metrics/*.json and anchors.yaml; edit those, not this -->"
@@ -34,12 +34,12 @@ def table(task_names, anchors, metrics_of):
         metrics = metrics_of(task)
         flat = flatten(metrics)  # anchors name metrics by dotted path, as regenerate compares them
         first = True
-        for metric, entries in anchors.get(task, {}).items():
+        for metric, entries in headline_metrics(anchors.get(task), metrics).items():
             value = flat.get(metric)
-            goals = "; ".join(_describe(anchor, value) for anchor in entries or [] if "value" not in anchor)
-            figures = "; ".join(_describe(anchor, value) for anchor in entries or [] if "value" in anchor)
+            goals = "; ".join(describe_anchor(anchor, value) for anchor in entries or [] if "value" not in anchor)
+            figures = "; ".join(describe_anchor(anchor, value) for anchor in entries or [] if "value" in anchor)
             where = f"`{task}` | {_data_summary(metrics.get('data', {}))}" if first else " | "
-            rows.append(f"| {where} | {metric} | **{_format(value)}** | {goals or '–'} | {figures or '–'} |")
+            rows.append(f"| {where} | {metric} | **{format_value(value)}** | {goals or '–'} | {figures or '–'} |")
             first = False
     return "\n".join(rows)
 

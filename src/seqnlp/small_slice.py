@@ -20,6 +20,23 @@ def _git(*args, cwd):
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
+def _own_files_found_from(params, source):
+    """``params`` with each relative ``download.local`` path made absolute, naming the file in ``source``: the
+    slice runs in another folder, and does not copy files that git ignores (DVC-tracked data among them)."""
+    def found(path):
+        if not isinstance(path, str) or Path(path).expanduser().is_absolute():
+            return path
+        return str((source / path).resolve())
+
+    for section in params.values():
+        local = section.get("download", {}).get("local") if isinstance(section, dict) else None
+        if isinstance(local, dict):
+            section["download"]["local"] = {key: found(path) for key, path in local.items()}
+        elif local is not None:
+            section["download"]["local"] = found(local)
+    return params
+
+
 def make(destination, source=Path("."), overrides=OVERRIDES):
     """Copy ``source``'s files that git tracks or would track (its code and config, not its results) to
     ``destination``, set the params of ``overrides`` there and commit them in a git repository of its own,
@@ -35,7 +52,7 @@ def make(destination, source=Path("."), overrides=OVERRIDES):
         if (source / name).is_file():
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source / name, destination / name)
-    (destination / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (destination / "params.yaml").write_text(yaml.safe_dump(_own_files_found_from(params, source), sort_keys=False))
     _git("init", "-q", cwd=destination)
     _git("add", "-A", cwd=destination)
     _git("-c", "user.name=seqnlp", "-c", "user.email=seqnlp@localhost", "commit", "-qm",

@@ -45,12 +45,14 @@ def copy_verified(source, expected_sha256, destination):
     return {"file": source.name, "sha256": expected_sha256, "bytes": source.stat().st_size}
 
 
-def local_file(configured, key):
-    """The user's own file set by params key ``key``; relative to the current directory (the repository root)."""
+def local_file(configured, key, pinned=True):
+    """The user's own file set by params key ``key``; relative to the current directory (the repository root).
+    ``pinned``: the task has pinned data to fall back on (null), which a task of local files alone has not."""
     path = Path(configured).expanduser()
     if not path.is_file():
+        fallback = " or to null to use the pinned data" if pinned else ""
         raise UserError(f"{key}: {path.resolve()} is not a file; in params.yaml set {key} to an existing file "
-                        f"(a relative path is from {Path.cwd()}) or to null to use the pinned data")
+                        f"(a relative path is from {Path.cwd()}){fallback}")
     return path
 
 

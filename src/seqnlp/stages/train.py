@@ -159,17 +159,41 @@ def restore(loop, streams, state):
         streams[name].skip_to(position)
 
 
+COMMAND_SHELLS = {"sh", "dash", "bash", "zsh", "ksh", "fish"}
+
+
+def the_starter():
+    """The process that started this one: the nearest ancestor that is not a shell. DVC runs a stage's
+    command through $SHELL, or /bin/sh when it is unset; bash execs a lone command, but dash (Debian's
+    /bin/sh) stays as its parent, and a shell outlives a killed `dvc`."""
+    import psutil
+
+    process = psutil.Process().parent()
+    while process is not None and process.name() in COMMAND_SHELLS:
+        process = process.parent()
+    return process
+
+
+def has_ended(process):
+    """Gone, or a zombie: a killed `dvc` stays one until whoever ran it reaps it, perhaps only after we end."""
+    import psutil
+
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def stop_when_the_starter_ends(poll_seconds=0.5):
     """Under DVC (it sets DVC_STAGE; Snakemake's jobs run through DVC too), watch the process that started
     this one, and when it is gone, stop as Ctrl-C would. Returns an Event set when that happened.
 
     By hand (no DVC_STAGE), a run outlives its shell as any other command does (`nohup`, a closed ssh)."""
     starter_ended = threading.Event()
-    if os.environ.get("DVC_STAGE"):
-        starter = os.getppid()
-
+    starter = the_starter() if os.environ.get("DVC_STAGE") else None
+    if starter is not None:
         def watch():
-            while os.getppid() == starter:
+            while not has_ended(starter):
                 time.sleep(poll_seconds)
             starter_ended.set()
             _thread.interrupt_main()

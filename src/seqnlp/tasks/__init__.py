@@ -1,11 +1,5 @@
-"""Tasks: one module each, exposing the same stage functions to the generic drivers in seqnlp.stages.
-
-A task module provides ``download``, ``filter``, ``tokenize`` (each ``(params, input_dir, out_dir)``
-writing into ``out_dir`` and returning a stats dict), ``model(params, mode)``, ``loss(params)``,
-``eval_metrics(params)`` (name -> metric layer), ``training_batches(params, tokens_dir, split, seed)``,
-``evaluate(params, model, tokens_dir)``, ``describe_data(raw_dir, filtered_dir)`` and
-``served_model(params, model)``: the layer the export stage writes for the task's command, its inputs
-and the constraints on their sizes (see seqnlp.trained.export).
+"""Tasks: one module each, providing the functions of seqnlp.contract.Task to the generic drivers in
+seqnlp.stages, and perhaps the optional ones of seqnlp.contract (the generate and index stages).
 
 params.yaml's ``tasks:`` maps each task name (its params section, its data/, models/ and metrics) to
 the module that runs it, so one module can serve several tasks (the NER corpora).

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from seqnlp.artifacts import load_sequences, read_json, save_sequences, write_json
 from seqnlp.batching import endless_shuffled, padded_batches
-from seqnlp.errors import DataError, SourceUnavailable, UserError
+from seqnlp.errors import DataError, SourceUnavailable
 from seqnlp.lazy import LazyModule, trax_module
 from seqnlp.sources import copy_local, copy_verified, local_file, mirror_directory
 from seqnlp.subwords import SubwordEncoder, split_runs
@@ -386,12 +386,3 @@ def describe_data(raw, filtered):
 def served_model(params, classifier):
     """What the export stage writes for `seqnlp classify`: the classifier, on a batch of id sequences."""
     return classifier, [("batch, length", np.int32)], []
-
-
-def classify(params, classifier, tokens, text):
-    """Label and class probabilities of one text, with the training vocabulary."""
-    [ids] = encode([clean_text(text)], tokens)
-    if len(ids) == 0:
-        raise UserError("the text has no tokens after cleaning")
-    probabilities = np.exp(np.asarray(classifier(ids[None, :]))[0])
-    return LABELS[int(probabilities.argmax())], dict(zip(LABELS, map(float, probabilities)))
