@@ -182,14 +182,10 @@ def _run_similar(args):
 
 
 def _run_tasks(args):
-    import importlib
-
     from seqnlp import contract
-    from seqnlp import params as params_file
 
     rows = [("task", "module", "stages", "commands")]
-    for task_name, module_name in params_file.load()["tasks"].items():
-        module = importlib.import_module(f"seqnlp.tasks.{module_name}")
+    for task_name, module_name, module in contract.task_modules():
         rows.append((task_name, module_name, " ".join([*contract.EVERY_TASKS_STAGES, *contract.stages(module)]),
                      " ".join(contract.commands(module)) or "-"))
     widths = [max(len(row[column]) for row in rows) for column in range(3)]

@@ -128,16 +128,18 @@ def commands(module):
     return [command for command, method in COMMANDS.items() if predictor and hasattr(predictor, method)]
 
 
-def tasks_with(stage=None, command=None):
-    """The tasks of params.yaml's ``tasks:``, in order, whose module provides ``stage`` or answers ``command``."""
+def task_modules():
+    """(task name, module name, module) for each task of params.yaml's ``tasks:``, in order."""
     from seqnlp import params as params_file
 
-    found = []
     for task_name, module_name in params_file.load()["tasks"].items():
-        module = importlib.import_module(f"seqnlp.tasks.{module_name}")
-        if (stage and stage in stages(module)) or (command and command in commands(module)):
-            found.append(task_name)
-    return found
+        yield task_name, module_name, importlib.import_module(f"seqnlp.tasks.{module_name}")
+
+
+def tasks_with(stage=None, command=None):
+    """The tasks of params.yaml's ``tasks:``, in order, whose module provides ``stage`` or answers ``command``."""
+    return [task_name for task_name, _, module in task_modules()
+            if (stage and stage in stages(module)) or (command and command in commands(module))]
 
 
 def require(task_name, stage):

@@ -35,6 +35,16 @@ def repository_root(start=None):
                     "run seqnlp from the repository's folder")
 
 
+def own_data_paths(params):
+    """Each path of the tasks' ``download.local`` (the user's own files), as (dotted key, path)."""
+    for task_name in params.get("tasks", {}):
+        local = (params.get(task_name) or {}).get("download", {}).get("local")
+        entries = local.items() if isinstance(local, dict) else [(None, local)]
+        for key, path in entries:
+            if isinstance(path, str):
+                yield ".".join(filter(None, [task_name, "download", "local", key])), path
+
+
 def enter_repository_root():
     """Run from the repository root, as dvc.yaml's relative paths expect, wherever the user started."""
     os.chdir(repository_root())

@@ -21,6 +21,7 @@ import yaml
 
 from seqnlp import layout
 from seqnlp.errors import UserError
+from seqnlp.params import own_data_paths
 
 TOLERANCES = Path("tolerances.yaml")
 DVC = [sys.executable, "-m", "dvc"]
@@ -142,17 +143,11 @@ def _environment(clone):
 
 def _refuse_own_files_outside(clone):
     """A relative download.local path that leaves the repository names another file, or none, from the clone."""
-    params = yaml.safe_load((clone / "params.yaml").read_text())
-    for task_name in params.get("tasks", {}):
-        local = (params.get(task_name) or {}).get("download", {}).get("local")
-        paths = local.items() if isinstance(local, dict) else [(None, local)]
-        for key, path in paths:
-            if isinstance(path, str) and not Path(path).expanduser().is_absolute() and \
-                    not (clone / path).resolve().is_relative_to(clone):
-                dotted = ".".join(filter(None, [task_name, "download", "local", key]))
-                raise UserError(f"params.yaml: {dotted} is {path}, outside the repository, so a clean clone cannot "
-                                "find it; give an absolute path, or keep the file in the repository and track it "
-                                "with DVC (docs/adding-a-task.md#3-your-data)")
+    for dotted, path in own_data_paths(yaml.safe_load((clone / "params.yaml").read_text())):
+        if not Path(path).expanduser().is_absolute() and not (clone / path).resolve().is_relative_to(clone):
+            raise UserError(f"params.yaml: {dotted} is {path}, outside the repository, so a clean clone cannot "
+                            "find it; give an absolute path, or keep the file in the repository and track it "
+                            "with DVC (docs/adding-a-task.md#3-your-data)")
 
 
 def regenerate(root, rev="HEAD", from_scratch=False, tasks=(), workdir=None, keep=False):

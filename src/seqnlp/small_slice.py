@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from seqnlp import variants
+from seqnlp.params import own_data_paths
 from seqnlp.errors import UserError
 
 OVERRIDES = Path(".test/config/params.yaml")
@@ -23,18 +24,9 @@ def _git(*args, cwd):
 def _own_files_found_from(params, source):
     """``params`` with each relative ``download.local`` path made absolute, naming the file in ``source``: the
     slice runs in another folder, and does not copy files that git ignores (DVC-tracked data among them)."""
-    def found(path):
-        if not isinstance(path, str) or Path(path).expanduser().is_absolute():
-            return path
-        return str((source / path).resolve())
-
-    for section in params.values():
-        local = section.get("download", {}).get("local") if isinstance(section, dict) else None
-        if isinstance(local, dict):
-            section["download"]["local"] = {key: found(path) for key, path in local.items()}
-        elif local is not None:
-            section["download"]["local"] = found(local)
-    return params
+    absolute = {dotted: str((source / path).resolve()) for dotted, path in own_data_paths(params)
+                if not Path(path).expanduser().is_absolute()}
+    return variants.apply_overrides(params, absolute, "download.local")
 
 
 def make(destination, source=Path("."), overrides=OVERRIDES):
