@@ -68,14 +68,17 @@ def _model(args):
     import seqnlp
     from seqnlp import contract
 
-    able = [] if args.package else contract.tasks_with(command=args.command)
-    source = args.package or args.model or (able[0] if able else None)
+    def able():  # read only when needed: it imports every task module
+        return [] if args.package else contract.tasks_with(command=args.command)
+
+    source = args.package or args.model or next(iter(able()), None)
     if source is None:
         raise UserError(f"no task of params.yaml has a model that answers `seqnlp {args.command}`")
     model = seqnlp.load(source)
     if not hasattr(model, contract.COMMANDS[args.command]):
+        can = able()
         raise UserError(f"{source} is a {type(model).__name__}, which cannot answer `seqnlp {args.command}`"
-                        + (f"; models that can: {', '.join(able)}" if able else ""))
+                        + (f"; models that can: {', '.join(can)}" if can else ""))
     return model
 
 
