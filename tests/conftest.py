@@ -7,6 +7,26 @@ REPO = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("SEQNLP_DATA_MIRROR", REPO.parent / "shared" / "data")).resolve()
 
 
+def share_compiled_programs():
+    """One XLA compilation cache, kept in pytest's cache folder, for this process and every `seqnlp` process the
+    tests start: the suite trains and exports the same tiny models many times, and compiling them took most
+    of each run. A program is found by its own text and jax's version, never by its name, and XLA's compiler
+    is deterministic, so a cached program computes the same bits (the exact-resume tests check it). CI starts
+    from a clean clone: its first run compiles everything once."""
+    folder = REPO / ".pytest_cache" / "xla"
+    folder.mkdir(parents=True, exist_ok=True)
+    # jax reads these when it is imported, here and in every child process.
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(folder))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+    # A size limit turns on jax's file lock around each read and write: without it, a process could read an
+    # entry that another one (a parallel Snakemake job) is still writing.
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 * 1024**3))
+
+
+share_compiled_programs()
+
+
 @pytest.fixture
 def mirror(monkeypatch):
     """The real data mirror, as CI and the developers' machines have it."""

@@ -8,6 +8,8 @@ import pytest
 
 from conftest import REPO
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("model, options, rows", [
     ("gru-lm", [], ["trax GRU", "seqnlp GRU"]),

@@ -188,6 +188,7 @@ def test_gradient_is_expected_minus_gold_transition_counts():
     np.testing.assert_allclose(grad, expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_training_loop_learns_a_fixed_batch_under_constraints():
     rng = np.random.default_rng(0)
     n, width = len(IOB2_TAGS), 5

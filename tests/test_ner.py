@@ -151,6 +151,7 @@ def test_the_course_variant_is_the_seed_model():
     assert str(ner.model(course)) == str(tl.Serial(tl.Embedding(50, 50), tl.LSTM(50), tl.Dense(9), tl.LogSoftmax()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("crf", [True, False])
 def test_padding_does_not_change_a_sentence_tags(crf):
     from trax import shapes

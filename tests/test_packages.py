@@ -20,6 +20,8 @@ from seqnlp.artifacts import sha256_of, write_json
 from seqnlp.errors import UserError
 from test_training_trust import TASK, make_repo
 
+pytestmark = pytest.mark.slow  # every test but one reads the package of a model trained here
+
 HEAVY = ("trax", "tensorflow", "tensorflow_datasets")
 
 

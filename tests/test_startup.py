@@ -25,6 +25,7 @@ def test_loading_a_task_and_the_data_stages_imports_no_model_library(task):
     assert modules_after(f"from seqnlp import cli\nfrom seqnlp.stages import data\nfrom seqnlp.tasks import {task}") == []
 
 
+@pytest.mark.slow
 def test_the_shakespeare_data_stages_run_without_trax(tmp_path, mirror):
     code = (f"from pathlib import Path\nfrom seqnlp.tasks import shakespeare as task\n"
             f"raw, filtered = Path({str(tmp_path / 'raw')!r}), Path({str(tmp_path / 'filtered')!r})\n"
@@ -36,6 +37,7 @@ def test_the_shakespeare_data_stages_run_without_trax(tmp_path, mirror):
     assert (tmp_path / "filtered").iterdir()
 
 
+@pytest.mark.slow
 def test_a_lazy_trax_module_applies_the_compat_fixes_first():
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys\nfrom seqnlp.lazy import trax_module\ntl = trax_module('trax.layers')\n"

@@ -17,6 +17,7 @@ def export_and_load(layer, inputs, constraints, directory):
     return trained.ExportedModel(directory)
 
 
+@pytest.mark.slow
 def test_one_export_serves_every_batch_size_and_length(tmp_path):
     from trax import shapes
 
@@ -31,6 +32,7 @@ def test_one_export_serves_every_batch_size_and_length(tmp_path):
         np.testing.assert_allclose(np.asarray(exported(ids)), np.asarray(classifier(ids)), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("crf", [True, False])
 def test_the_exported_tagger_tags_as_the_trained_one_even_one_word_sentences(tmp_path, crf):
     from trax import shapes
@@ -54,6 +56,7 @@ def test_the_exported_tagger_tags_as_the_trained_one_even_one_word_sentences(tmp
     assert [len(row) for row in predicted] == [1, 6, 1, 3, 9, 2]
 
 
+@pytest.mark.slow
 def test_the_exported_language_model_samples_the_same_text(tmp_path):
     from trax import shapes
 
@@ -69,6 +72,7 @@ def test_the_exported_language_model_samples_the_same_text(tmp_path):
             reference.sample(prefix, 60, temperature, seed)
 
 
+@pytest.mark.slow
 def test_the_exported_question_encoder_gives_the_same_vectors(tmp_path):
     from trax import shapes
 

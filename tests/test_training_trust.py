@@ -7,6 +7,7 @@ files are made here, through the real `seqnlp train` command, in-process or as a
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import yaml
 from conftest import REPO
 from seqnlp import checkpoints, cli, layout, trained
 from seqnlp.artifacts import read_json, save_sequences, sha256_of, write_json
+from seqnlp.batching import CountingStream
 from seqnlp.stages import train as train_stage
 
 STEPS, EVERY = 30, 10
@@ -116,6 +118,7 @@ def stop_after_saves(monkeypatch, count):
     monkeypatch.setattr(checkpoints.CheckpointStore, "save", save_then_die)
 
 
+@pytest.mark.slow
 def test_a_finished_run_leaves_no_checkpoints_and_the_next_run_starts_from_scratch(reference, tmp_path,
                                                                                    monkeypatch, capsys):
     root = make_repo(tmp_path / "repo")
@@ -129,6 +132,7 @@ def test_a_finished_run_leaves_no_checkpoints_and_the_next_run_starts_from_scrat
     assert record(root)["resumed_from_steps"] == []
 
 
+@pytest.mark.slow
 def test_resuming_after_a_kill_gives_the_uninterrupted_result_and_records_it(reference, tmp_path, monkeypatch):
     root = make_repo(tmp_path / "repo")
     with pytest.MonkeyPatch.context() as dying, pytest.raises(SimulatedKill):
@@ -150,6 +154,7 @@ def fsync_calls_per_save(tmp_path, monkeypatch):
     return len(calls)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dies_at", range(9))
 def test_a_kill_at_any_point_of_a_checkpoint_write_never_breaks_the_next_run(reference, tmp_path, monkeypatch,
                                                                              dies_at):
@@ -187,6 +192,7 @@ def test_a_kill_at_any_point_of_a_checkpoint_write_never_breaks_the_next_run(ref
     assert record(root)["resumed_from_steps"] == ([20] if dies_at == 8 else [10])  # 8: after the rename
 
 
+@pytest.mark.slow
 def test_a_corrupt_checkpoint_is_named_set_aside_and_the_one_before_it_resumed(reference, tmp_path, monkeypatch,
                                                                              capsys):
     root = make_repo(tmp_path / "repo")
@@ -204,6 +210,7 @@ def test_a_corrupt_checkpoint_is_named_set_aside_and_the_one_before_it_resumed(r
     assert record(root)["resumed_from_steps"] == [10]
 
 
+@pytest.mark.slow
 def test_edited_code_is_trained_from_scratch_not_resumed(reference, tmp_path, monkeypatch, capsys):
     root = make_repo(tmp_path / "repo")
     with pytest.MonkeyPatch.context() as dying, pytest.raises(SimulatedKill):
@@ -244,6 +251,7 @@ MISTAKES = {  # dotted key: (bad value, what the message must say)
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dotted", MISTAKES)
 def test_a_params_mistake_is_named_before_anything_is_touched(reference, tmp_path, monkeypatch, capsys, dotted):
     root = tmp_path / "repo"
@@ -294,6 +302,7 @@ def test_a_new_section_that_the_schema_does_not_know_is_the_one_named(tmp_path):
     assert "ner_gmb" not in str(error.value) and "keys matching ^ner_[a-z0-9_]+$" in str(error.value)
 
 
+@pytest.mark.slow
 def test_a_model_trained_with_other_params_is_refused_with_a_message(reference, tmp_path, monkeypatch, capsys):
     root = tmp_path / "repo"
     shutil.copytree(reference, root)
@@ -320,6 +329,7 @@ def wait_for(condition, process, timeout=120):
         time.sleep(0.001)
 
 
+@pytest.mark.slow
 def test_kill_9_during_training_and_during_a_checkpoint_write_then_rerun(reference, tmp_path):
     root = make_repo(tmp_path / "repo")
     store = root / layout.checkpoints(TASK)
@@ -339,6 +349,7 @@ def test_kill_9_during_training_and_during_a_checkpoint_write_then_rerun(referen
     assert record(root)["resumed_from_steps"][-1] == 20 and "resumed shakespeare from the checkpoint" in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
 def test_ctrl_c_or_sigterm_exits_and_says_which_checkpoint_was_kept(tmp_path, stop, exit_code):
     """Ctrl-C, or SIGTERM as `kill` and SLURM's `scancel` send: the same one line, the checkpoints kept."""
@@ -364,6 +375,54 @@ def test_ctrl_c_or_sigterm_exits_and_says_which_checkpoint_was_kept(tmp_path, st
     assert "run the same command again to resume" in last_line and "Traceback" not in err
 
 
+class CtrlCWhileNumPyBuildsAnArray:
+    """Stands for a Ctrl-C (or the starter watch's interrupt) that lands while NumPy reads a sequence: NumPy
+    swallows the KeyboardInterrupt and raises a ValueError of its own instead."""
+
+    def __len__(self):
+        signal.raise_signal(signal.SIGINT)
+        return 1
+
+    def __getitem__(self, index):
+        return 0
+
+
+@pytest.mark.slow
+def test_a_ctrl_c_that_numpy_turns_into_another_error_still_stops_the_run_as_asked(reference, tmp_path, monkeypatch,
+                                                                                   capsys):
+    root = make_repo(tmp_path / "repo", steps=100_000)
+    build_streams = train_stage.data_streams
+
+    def streams_with_a_ctrl_c_at_batch_15(*args):
+        streams = build_streams(*args)
+        train, served = streams["train"], []
+
+        def batches():
+            for batch in train:
+                served.append(batch)
+                if len(served) == 15:
+                    np.array([[1, 2], CtrlCWhileNumPyBuildsAnArray()])
+                yield batch
+
+        streams["train"] = CountingStream(batches())
+        return streams
+
+    with pytest.raises(ValueError, match="inhomogeneous"):  # what the bug looked like: the stop was lost
+        np.array([[1, 2], CtrlCWhileNumPyBuildsAnArray()])
+    monkeypatch.setattr(train_stage, "data_streams", streams_with_a_ctrl_c_at_batch_15)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as under a terminal
+    try:
+        assert train_in_process(root, monkeypatch) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(r"seqnlp train: error: training interrupted at step 1\d; checkpoint at step 10 kept in "
+                        f"{re.escape(str(layout.checkpoints(TASK)))}: run the same command again to resume it",
+                        err.splitlines()[-1]), err
+    assert "Traceback" not in err and signal.getsignal(signal.SIGINT) is previous
+
+
+@pytest.mark.slow
 def test_a_second_trainer_of_the_same_store_is_refused_naming_the_first(tmp_path):
     root = make_repo(tmp_path / "repo", steps=100_000)
     first = seqnlp(["train", TASK], root)
@@ -382,6 +441,7 @@ def test_a_second_trainer_of_the_same_store_is_refused_naming_the_first(tmp_path
         pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
 def test_a_trainer_started_by_dvc_stops_when_dvc_is_killed_and_publishes_nothing(reference, tmp_path, shell):
     """DVC runs the command through $SHELL: bash execs it, dash (Debian's /bin/sh, DVC's choice when SHELL is
@@ -401,7 +461,7 @@ def test_a_trainer_started_by_dvc_stops_when_dvc_is_killed_and_publishes_nothing
     _, err = repro.communicate(timeout=120)  # to its end: the orphaned trainer holds the same stderr
     assert not trainer.is_running() or trainer.status() == psutil.STATUS_ZOMBIE  # ended, perhaps not yet reaped
     last_line = err.strip().splitlines()[-1]
-    assert last_line.startswith("seqnlp train: error: training stopped at step ")
+    assert last_line.startswith("seqnlp train: error: training stopped at step "), err
     assert ": the dvc process that started it ended; checkpoint at step " in last_line
     kept = checkpoints.CheckpointStore(store, None).latest_step()
     assert f"checkpoint at step {kept} kept in {layout.checkpoints(TASK)}" in last_line
@@ -431,6 +491,7 @@ def assert_one_error_line(err, ending):
     assert err.count("error") == 1 and err.endswith(ending) and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_training_is_one_line_and_the_last_checkpoint_resumes(reference, small_file_system,
                                                                                  monkeypatch, capsys):
     root = small_file_system
@@ -462,6 +523,7 @@ def test_a_full_disk_during_training_is_one_line_and_the_last_checkpoint_resumes
     assert record(root)["resumed_from_steps"] == [10]
 
 
+@pytest.mark.slow
 def test_a_read_only_checkpoint_folder_is_one_line_and_the_checkpoint_resumes_once_writable(
         reference, small_file_system, monkeypatch, capsys):
     root = small_file_system
@@ -478,6 +540,7 @@ def test_a_read_only_checkpoint_folder_is_one_line_and_the_checkpoint_resumes_on
     assert record(root)["resumed_from_steps"] == [10]
 
 
+@pytest.mark.slow
 def test_seqnlp_finds_the_repository_root_or_says_where_to_run_it(reference, tmp_path):
     process = seqnlp(["generate", "--length", "12", "--prefix", "ab"], reference / "workflow")
     out, err = process.communicate()
@@ -535,6 +598,7 @@ def test_a_newline_in_the_prefix_starts_a_new_line(small_alphabet_generator):
     assert text == "ab ba\n" + same_last_line
 
 
+@pytest.mark.slow
 def test_training_json_is_what_evaluate_reports(reference, monkeypatch):
     from seqnlp.stages.evaluate import training_summary
 

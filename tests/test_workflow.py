@@ -28,6 +28,7 @@ def test_params_yaml_passes_the_schema_and_a_typo_does_not():
         jsonschema.validate(params, schema)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("section, key, value", [
     ("topics", "learning_rat", 0.1),  # the schema's: an unknown key
     ("questions", "bucket_batch_sizes", [128, 64, 32]),  # a cross-field rule's: one batch size per bucket
@@ -151,6 +152,7 @@ def venv_tool(*arguments):
                           capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_the_workflow_passes_snakemakes_linter():
     linted = venv_tool("snakemake", "--lint")
     assert linted.returncode == 0, linted.stdout + linted.stderr
@@ -245,6 +247,7 @@ def test_every_task_has_its_package_declared_as_a_dvc_model_artifact():
         assert name == artifact["path"].split("/")[1].replace("_", "-"), name
 
 
+@pytest.mark.slow
 def test_after_a_killed_snakemake_run_unlock_then_the_same_command_finishes(tmp_path, mirror):
     """The README's sequence: a run killed with -9 while a job runs leaves Snakemake's lock and the job's
     output marked incomplete; `snakemake --unlock`, then the same command again reruns the job."""

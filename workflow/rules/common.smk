@@ -4,7 +4,7 @@ from pathlib import Path
 import networkx
 import yaml
 from dvc.dependency.param import ParamsDependency
-from dvc.repo import Repo
+from dvc.repo import Repo, lock_repo
 from seqnlp import resources
 
 
@@ -136,7 +136,12 @@ def align_timestamps_with_dvc(repo, stages):
             seen[output] = newest
 
 
-with Repo(str(Path(workflow.basedir).parent)) as dvc_repo:
+# Under DVC's repository lock, waiting for it: every job parses this file again, and another job's `dvc repro`
+# rewrites dvc.lock in place while holding that lock; read between its writes, dvc.lock can be half written.
+with (
+    Repo(str(Path(workflow.basedir).parent), _wait_for_lock=True) as dvc_repo,
+    lock_repo(dvc_repo),
+):
     DVC_STAGES = with_folder_inputs_expanded(
         load_dvc_stages(
             dvc_repo, load_resources(Path(workflow.basedir) / "resources.yaml")

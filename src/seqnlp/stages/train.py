@@ -19,6 +19,7 @@ import io
 import json
 import os
 import pickle
+import signal
 import sys
 import threading
 import time
@@ -184,6 +185,37 @@ def has_ended(process):
         return True
 
 
+@contextlib.contextmanager
+def stop_requests():
+    """An Event set, for the block, by each Ctrl-C or SIGTERM (and so by the starter watch, which sends a
+    SIGINT of its own), before the handler that was there raises KeyboardInterrupt wherever the main thread is.
+
+    Raised inside a library that catches exceptions, a KeyboardInterrupt can come out as another error (NumPy
+    turns one raised while it builds an array into a ValueError); the Event tells the run it was still asked to
+    stop. Outside the main thread, where no handler can be set, the Event is never set."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+
+    def record_then(handler):
+        def handle(number, frame):
+            requested.set()
+            handler(number, frame)
+        return handle
+
+    for number, handler in previous.items():
+        if callable(handler):  # the default action ends the process at once: nothing to record for
+            signal.signal(number, record_then(handler))
+    try:
+        yield requested
+    finally:
+        for number, handler in previous.items():
+            if callable(handler):
+                signal.signal(number, handler)
+
+
 def stop_when_the_starter_ends(poll_seconds=0.5):
     """Under DVC (it sets DVC_STAGE; Snakemake's jobs run through DVC too), watch the process that started
     this one, and when it is gone, stop as Ctrl-C would. Returns an Event set when that happened.
@@ -202,8 +234,11 @@ def stop_when_the_starter_ends(poll_seconds=0.5):
     return starter_ended
 
 
-def train(task_name, task, params, tokens, store, bar, starter_ended=None):
-    """Run (or resume) the loop to ``steps``, checkpointing as it goes; return the loop and its resumes."""
+def train(task_name, task, params, tokens, store, bar, starter_ended=None, stop_requested=None):
+    """Run (or resume) the loop to ``steps``, checkpointing as it goes; return the loop and its resumes.
+
+    A stop (Ctrl-C, SIGTERM, the starter's end) ends it with the checkpoints kept, also when the library it
+    landed in turned the KeyboardInterrupt into another error (``stop_requested`` is set then)."""
     train_params = params["train"]
     steps, every = train_params["steps"], train_params["checkpoint_every"]
     store.prepare()
@@ -225,7 +260,9 @@ def train(task_name, task, params, tokens, store, bar, starter_ended=None):
                 loop.run(min((loop.step // every + 1) * every, steps) - loop.step)
             store.save(loop.step, lambda directory: save_checkpoint_to(loop, directory),
                        resume_state(loop, streams, resumed_from))
-    except KeyboardInterrupt:
+    except BaseException as error:
+        if not isinstance(error, KeyboardInterrupt) and not (stop_requested and stop_requested.is_set()):
+            raise
         kept = store.latest_step()
         stopped = (f"training stopped at step {loop.step}: the dvc process that started it ended"
                    if starter_ended and starter_ended.is_set() else f"training interrupted at step {loop.step}")
@@ -271,10 +308,10 @@ def run(task_name):
     task, params = tasks.load(task_name), tasks.params(task_name)
     tokens = layout.tokens(task_name)
     store = CheckpointStore(layout.checkpoints(task_name), fingerprint(task_name, params, tokens))
-    with store.held(f"seqnlp train {task_name}"):
+    with store.held(f"seqnlp train {task_name}"), stop_requests() as stop_requested:
         starter_ended = stop_when_the_starter_ends()
         with tqdm(total=params["train"]["steps"], desc="training", unit=" steps") as bar:
-            loop, resumed_from = train(task_name, task, params, tokens, store, bar, starter_ended)
+            loop, resumed_from = train(task_name, task, params, tokens, store, bar, starter_ended, stop_requested)
         publish(task_name, params, store, loop, resumed_from)
         metric_names = list(task.eval_metrics(params))
         write_training_log(loop.history, loop.tasks[0].loss_name, metric_names, layout.training_log(task_name))
