@@ -65,10 +65,10 @@ COMPUTED_ON_SLURM = "topics"
 
 def seed_run_cache(source, destination, computed):
     """Give ``destination`` (a copy of the same code and params) ``source``'s run: every object of its DVC
-    cache, and the run-cache records of every stage but those named in ``computed``. `dvc repro` there then
-    restores those stages' outputs from the cache, as after `dvc pull --run-cache`, and runs the others."""
+    cache, and the run-cache records of every stage but those whose name ``computed`` accepts. `dvc repro` there
+    then restores those stages' outputs from the cache, as after `dvc pull --run-cache`, and runs the others."""
     commands = {lock["cmd"] for name, lock in yaml.safe_load((source / "dvc.lock").read_text())["stages"].items()
-                if name in computed}
+                if computed(name)}
     cache, seeded = source / ".dvc" / "cache", destination / ".dvc" / "cache"
     shutil.copytree(cache / "files", seeded / "files", copy_function=os.link)  # DVC's objects are read-only
     for record in (cache / "runs").rglob("*"):
@@ -88,8 +88,7 @@ def slurm_run(dvc_run, tmp_path_factory):
     missing = slurm_cluster.missing_programs()
     assert not missing, f"SLURM is not installed (missing {missing}): run `make cluster-packages` as root"
     root = small_copy(tmp_path_factory.mktemp("slurm"))
-    seed_run_cache(dvc_run, root, {name for name in yaml.safe_load((dvc_run / "dvc.lock").read_text())["stages"]
-                                   if name.endswith(f"@{COMPUTED_ON_SLURM}") or name == "render_plots"})
+    seed_run_cache(dvc_run, root, lambda stage: stage.endswith(f"@{COMPUTED_ON_SLURM}") or stage == "render_plots")
     with slurm_cluster.single_node_cluster(tmp_path_factory.mktemp("cluster")):
         broken = {"SEQNLP_DATA_MIRROR": str(mirror_without(tmp_path_factory.mktemp("mirror"), "ag_news"))}
         failed = snakemake_log([*SLURM, "--keep-going"], root, env=broken, expect=1)

@@ -388,30 +388,28 @@ class CtrlCWhileNumPyBuildsAnArray:
 
 
 @pytest.mark.slow
-def test_a_ctrl_c_that_numpy_turns_into_another_error_still_stops_the_run_as_asked(reference, tmp_path, monkeypatch,
-                                                                                   capsys):
+def test_a_ctrl_c_that_numpy_turns_into_another_error_still_stops_the_run_as_asked(tmp_path, monkeypatch, capsys):
     root = make_repo(tmp_path / "repo", steps=100_000)
     build_streams = train_stage.data_streams
 
     def streams_with_a_ctrl_c_at_batch_15(*args):
         streams = build_streams(*args)
-        train, served = streams["train"], []
+        train = streams["train"]
 
         def batches():
-            for batch in train:
-                served.append(batch)
-                if len(served) == 15:
+            for count, batch in enumerate(train, start=1):
+                if count == 15:
                     np.array([[1, 2], CtrlCWhileNumPyBuildsAnArray()])
                 yield batch
 
         streams["train"] = CountingStream(batches())
         return streams
 
-    with pytest.raises(ValueError, match="inhomogeneous"):  # what the bug looked like: the stop was lost
-        np.array([[1, 2], CtrlCWhileNumPyBuildsAnArray()])
     monkeypatch.setattr(train_stage, "data_streams", streams_with_a_ctrl_c_at_batch_15)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as under a terminal
     try:
+        with pytest.raises(ValueError, match="inhomogeneous"):  # what the bug looked like: the stop was lost
+            np.array([[1, 2], CtrlCWhileNumPyBuildsAnArray()])
         assert train_in_process(root, monkeypatch) == 130
     finally:
         signal.signal(signal.SIGINT, previous)
