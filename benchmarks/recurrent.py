@@ -163,6 +163,8 @@ def main():
     parser.add_argument("--width", type=int, help="recurrent units")
     parser.add_argument("--runs", type=int, default=10, help="timed steps per model (the median is shown)")
     parser.add_argument("--threads", type=int, default=2, help="threads for PyTorch (XLA uses every core)")
+    parser.add_argument("--ceiling-size", type=int, default=4096,
+                        help="side of the NumPy product that measures the ceiling (smaller measures a lower one)")
     parser.add_argument("--devices", type=int, default=1,
                         help="gru-lm: also time the seqnlp GRU step split over this many host devices")
     args = parser.parse_args()
@@ -185,10 +187,10 @@ def main():
         steps[f"PyTorch {torch.__version__}"] = torch_step(args.model, ids, features, width, VOCAB_SIZE)
 
     flops = step_flops(args.model, batch, length, width, VOCAB_SIZE)
-    ceiling = matmul_ceiling()
+    ceiling = matmul_ceiling(args.ceiling_size)
     seconds = {name: median_seconds(step, args.runs) for name, step in steps.items()}
     loop_speed = loop_product_speed(batch, width, length) if args.model == "gru-lm" else None
-    ceiling = max(ceiling, matmul_ceiling())
+    ceiling = max(ceiling, matmul_ceiling(args.ceiling_size))
     print(f"{args.model}, width {width}, {batch} x {length}: {flops / 1e9:.2f} GFLOP per step; matrix-multiply "
           f"ceiling {ceiling / 1e9:.0f} GFLOP/s = {flops / ceiling:.4f} s per step")
     if loop_speed:

@@ -26,6 +26,15 @@ def share_compiled_programs():
 
 share_compiled_programs()
 
+# The modules that take longest, longest first: pytest-xdist hands whole modules to its workers in collection
+# order (pyproject.toml's addopts), so the end-to-end runs start at once and the rest of the suite runs beside them.
+LONGEST_FIRST = ("test_pipeline_end_to_end.py", "test_training_trust.py", "test_trained.py", "test_benchmarks.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: LONGEST_FIRST.index(item.path.name) if item.path.name in LONGEST_FIRST
+               else len(LONGEST_FIRST))
+
 
 @pytest.fixture
 def mirror(monkeypatch):

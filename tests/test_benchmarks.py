@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 def test_recurrent_benchmark_reports_each_model_against_the_ceiling(model, options, rows):
     result = subprocess.run(
         [sys.executable, "benchmarks/recurrent.py", "--model", model, "--batch", "2", "--length", "3", "--width", "8",
-         "--runs", "1", *options], cwd=REPO, capture_output=True, text=True, check=True)
+         "--runs", "1", "--ceiling-size", "512", *options], cwd=REPO, capture_output=True, text=True, check=True)
     assert re.search(r"GFLOP per step; matrix-multiply ceiling \d+ GFLOP/s", result.stdout), result.stdout
     assert ("the recurrent product alone" in result.stdout) == (model == "gru-lm")
     for row in rows:

@@ -198,6 +198,12 @@ def test_a_failed_cluster_job_names_its_log_and_the_rest_of_the_run_finishes(slu
     root, failed, failed_job_log, rerun = slurm_run
     assert "Error in rule download_topics" in failed and "logs/download_topics.log" in failed
     assert "ag_news" in failed_job_log and "Traceback" not in failed_job_log
+    # each task's short stages ran as one cluster job per group of workflow/resources.yaml, training alone
+    submitted = re.findall(r"submitted with SLURM jobid \d+ \(log: \S+/slurm_logs/(\w+)/", failed)
+    assert "group_data_download_ner_gmb_filter_ner_gmb_tokenize_ner_gmb" in submitted and "rule_train_ner_gmb" in \
+        submitted
+    assert not [job for job in submitted if job.split("_")[1] in ("download", "filter", "tokenize", "evaluate",
+                                                                 "export", "package")], submitted
     # the rerun continued from what finished: only the topics branch and what reads every branch ran
     assert jobs_run(rerun) == {f"{kind}_topics" for kind in ("download", "filter", "tokenize", "train", "evaluate",
                                                              "export", "package")} | {"render_plots", "all"}
@@ -352,8 +358,7 @@ def retrained_clone(pulled_clone):
     params = yaml.safe_load((pulled_clone / "params.yaml").read_text())
     params["topics"]["train"]["steps"] = 45
     (pulled_clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    planned = {line.split()[1].rstrip(":") for line in run([*SNAKEMAKE, "-n"], pulled_clone).splitlines()
-               if line.startswith("rule ")}
+    planned = jobs_run(run([*SNAKEMAKE, "-n"], pulled_clone))
     dvc_status = run(["dvc", "status"], pulled_clone)
     run(SNAKEMAKE, pulled_clone)
     git_commit(pulled_clone, "train topics longer")
@@ -490,8 +495,8 @@ def test_every_package_answers_outside_the_repository_as_the_commands_do_inside(
 
 def remote_folder(root):
     """The folder of the repository's default DVC remote (the committed .dvc/config names it relatively)."""
-    [line] = run(["dvc", "remote", "list"], root).splitlines()
-    return (root / ".dvc" / line.split()[1]).resolve()
+    _, url = run(["dvc", "remote", "list"], root).split()[:2]  # "(default)" follows, on a line of its own
+    return (root / ".dvc" / url).resolve()                        # when the path is long
 
 
 def test_dvc_artifacts_get_fetches_each_gto_version_into_an_empty_folder(retrained_clone, tmp_path):

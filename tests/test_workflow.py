@@ -190,6 +190,13 @@ def test_every_stage_declares_its_resources_and_training_takes_the_cores():
     assert declared["stages"]["train"]["threads"] == 2
 
 
+def test_on_a_cluster_each_tasks_short_stages_share_a_job_and_training_has_its_own():
+    groups = load("workflow/resources.yaml")["groups"]
+    grouped = [kind for kinds in groups.values() for kind in kinds]
+    assert len(grouped) == len(set(grouped)) and set(grouped) <= set(load("dvc.yaml")["stages"])
+    assert "train" not in grouped  # the cluster test counts the jobs a run submits
+
+
 def test_a_slice_refuses_a_folder_in_use_and_an_unknown_key(tmp_path):
     from seqnlp import small_slice
     from seqnlp.errors import UserError

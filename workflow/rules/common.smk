@@ -30,6 +30,13 @@ def load_resources(path):
     return lambda stage: resources.declared(stage.addressing, table=table)
 
 
+def load_groups(path):
+    """Each stage's job group on a cluster (None: a job of its own), by its kind."""
+    groups = yaml.safe_load(Path(path).read_text())["groups"]
+    group_of_kind = {kind: group for group, kinds in groups.items() for kind in kinds}
+    return lambda stage: group_of_kind.get(stage.addressing.split("@")[0])
+
+
 def _params_read_by(stage):
     """The params.yaml values a stage declares, so that editing one of them reruns the rule."""
     keys = [
@@ -47,7 +54,7 @@ def _params_read_by(stage):
     return values
 
 
-def load_dvc_stages(repo, resources_of):
+def load_dvc_stages(repo, resources_of, group_of):
     """Every stage of dvc.yaml, with DVC's own foreach expansion, upstream stages first."""
     # DVC's graph points from a stage to the stages it depends on.
     upstream_first = reversed(list(networkx.topological_sort(repo.index.graph)))
@@ -67,6 +74,7 @@ def load_dvc_stages(repo, resources_of):
                 out.def_path for out in stage.outs if "report" in out.annot.labels
             ],
             "resources": resources_of(stage),
+            "group": group_of(stage),
             "params": _params_read_by(stage),
         }
         for stage in upstream_first
@@ -144,7 +152,9 @@ with (
 ):
     DVC_STAGES = with_folder_inputs_expanded(
         load_dvc_stages(
-            dvc_repo, load_resources(Path(workflow.basedir) / "resources.yaml")
+            dvc_repo,
+            load_resources(Path(workflow.basedir) / "resources.yaml"),
+            load_groups(Path(workflow.basedir) / "resources.yaml"),
         )
     )
     if workflow.is_main_process:

@@ -9,6 +9,8 @@ for dvc_stage in DVC_STAGES:
             [as_output(path, dvc_stage) for path in dvc_stage["output"]],
         log:
             f"logs/{dvc_stage['name']}.log",
+        group:
+            dvc_stage["group"]
         conda:
             "../envs/seqnlp.yaml"
         threads: dvc_stage["resources"]["threads"]
