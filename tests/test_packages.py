@@ -25,15 +25,21 @@ pytestmark = pytest.mark.slow  # every test but one reads the package of a model
 HEAVY = ("trax", "tensorflow", "tensorflow_datasets")
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    root = make_repo(tmp_path_factory.mktemp("packaged") / "repo")
+def packaged_repo(root):
+    """A project at ``root`` whose tiny Shakespeare model was trained, evaluated, exported and packaged by the
+    real commands."""
+    make_repo(root)
     shutil.copy(Path(__file__).parents[1] / "anchors.yaml", root)
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.chdir(root)
         for stage in ("train", "evaluate", "export", "package"):
             assert cli.main([stage, TASK]) == 0, stage
     return root
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return packaged_repo(tmp_path_factory.mktemp("packaged") / "repo")
 
 
 @pytest.fixture

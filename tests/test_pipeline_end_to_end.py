@@ -568,3 +568,47 @@ def test_questions_added_to_the_index_are_found(dvc_run):
     assert model.add(["How do I grow tomatoes on a balcony?"]) == size + 1
     [nearest] = model.similar("How do I grow tomatoes on a balcony?", top=1)
     assert nearest == {"question": "How do I grow tomatoes on a balcony?", "similarity": pytest.approx(1.0, abs=1e-4)}
+
+
+def test_seqnlp_serve_answers_every_command_of_every_task_as_the_python_api_does(dvc_run):
+    import httpx
+
+    process = subprocess.Popen(["seqnlp", "serve", "--port", "0"], cwd=dvc_run, env=environment(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert "answers with topics, shakespeare, ner_gmb, ner_conll, questions" in line, process.stderr.read()
+        url = re.search(r"http://[\d.]+:\d+", line).group()
+        models = {task: seqnlp_load(dvc_run / "packages" / task) for task in ("topics", "shakespeare", *NER_TASKS,
+                                                                               "questions")}
+        texts = ["Mr. Smith flew from Paris to Berlin on Monday.", "Shares of the chip maker rose."]
+        pairs = [["How do I learn Python?", "What is the best way to learn Python?"]]
+        asked = [
+            ("classify", {"texts": texts}, models["topics"].predict(texts)),
+            ("generate", {"prefixes": ["to be"], "n": 2, "length": 30, "seed": 3},
+             [models["shakespeare"].generate("to be", 2, 30, 1.0, 3)]),
+            *[("tag", {"texts": texts, "model": task}, models[task].tag(texts)) for task in NER_TASKS],
+            ("duplicates", {"pairs": pairs}, models["questions"].judge(pairs)),
+            ("similar", {"questions": ["How can I lose weight fast?"], "top": 3},
+             [models["questions"].similar("How can I lose weight fast?", 3)]),
+        ]
+        for command, body, expected in asked:
+            answered = httpx.post(f"{url}/{command}", json=body, timeout=60)
+            assert answered.status_code == 200 and answered.json()["results"] == expected, (command, answered.text)
+        refused = httpx.post(f"{url}/tag", json={"texts": texts})
+        assert refused.json() == {"error": "model: tag needs a model name, one of ner_gmb, ner_conll"}
+        cards = {card["name"]: card for card in httpx.get(f"{url}/models").json()["models"]}
+        info = json.loads((dvc_run / "packages/topics/package.json").read_text())
+        metrics = json.loads((dvc_run / "metrics/topics.json").read_text())
+        assert re.fullmatch(r"[0-9a-f]{40}", cards["topics"]["commit"])
+        assert cards["topics"]["commit"] == info["provenance"]["git"]["commit"]
+        assert cards["topics"]["metrics"]["accuracy"] == metrics["accuracy"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def seqnlp_load(folder):
+    from seqnlp import packages
+
+    return packages.load(folder)

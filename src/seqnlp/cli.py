@@ -5,12 +5,13 @@ inside each command so that ``--help`` answers at once.
 """
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
 from pathlib import Path
 
-from seqnlp import __version__
+from seqnlp import __version__, serving
 from seqnlp.errors import UserError
 from seqnlp.params import enter_repository_root, repository_root
 
@@ -184,6 +185,11 @@ def _run_similar(args):
         print(f"{entry['similarity']:.4f}  {entry['question']}")
 
 
+def _run_serve(args):
+    limits = serving.Limits(**{field: getattr(args, field) for field in serving.HELP})
+    serving.serve(args.models, args.host, args.port, limits)
+
+
 def _run_tasks(args):
     from seqnlp import contract
 
@@ -301,6 +307,18 @@ def _positive_int(text):
     return value
 
 
+def _port(text):
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port, 0 to 65535, got {text!r}")
+    return int(text)
+
+
+def runs_anywhere(args):
+    """Whether a command needs no repository: it runs model packages given as folders only."""
+    given = [args.package] if getattr(args, "package", None) else getattr(args, "models", None)
+    return bool(given) and all(isinstance(source, Path) for source in given)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="seqnlp",
@@ -378,6 +396,24 @@ def build_parser():
     similar_parser.add_argument("--json", action="store_true", help="print JSON: question and similarity")
     _model_options(similar_parser, "finds similar questions")
     similar_parser.set_defaults(handler=_run_similar)
+
+    serve_parser = commands.add_parser(
+        "serve", help="answer the trained models' commands as JSON over HTTP, with a page to try them",
+        description="Load each MODEL once (a model package folder, or a task of this checkout; default: every "
+                    "task whose model answers a command), then answer POST /classify, /generate, /tag, "
+                    "/duplicates and /similar with JSON, each taking a batch, until Ctrl-C or SIGTERM. GET / is "
+                    "a page to try them, /models the models' cards, /health a liveness check and /docs the "
+                    "OpenAPI description. Binds to 127.0.0.1 unless --host says otherwise.")
+    serve_parser.add_argument("models", nargs="*", metavar="MODEL", type=serving.package_folder_or_task,
+                              help="a model package folder or a task name (default: every task with a model)")
+    serve_parser.add_argument("--host", default="127.0.0.1",
+                              help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for "
+                                   "every interface)")
+    serve_parser.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000; 0 picks a free one)")
+    for field, default in dataclasses.asdict(serving.Limits()).items():
+        serve_parser.add_argument(f"--{field.replace('_', '-')}", type=_positive_int, default=default,
+                                  help=f"{serving.HELP[field]} (default: {default})")
+    serve_parser.set_defaults(handler=_run_serve)
 
     index_parser = commands.add_parser(
         "index", help="encode the questions the model has seen, for `similar` (the pipeline's index stage)",
@@ -515,7 +551,7 @@ def main(argv=None):
 def run(args):
     """Run a parsed command; its exit status, with any error on one line."""
     try:
-        if not getattr(args, "package", None):  # a package works anywhere; everything else in the repository
+        if not runs_anywhere(args):  # a package works anywhere; everything else in the repository
             enter_repository_root()
         args.handler(args)
     except UserError as error:
