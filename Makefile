@@ -5,7 +5,7 @@ VENV := .venv
 INSTALLED := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup cluster-packages repro test slice regenerate benchmark
+.PHONY: setup cluster-packages browser-packages repro test slice regenerate benchmark
 
 setup: $(INSTALLED)
 
@@ -29,7 +29,14 @@ cluster-packages:
 	  $$sudo apt-get update -qq && \
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge; }
 
-test: setup cluster-packages
+# Debian's Chromium and its WebDriver, for the test that drives the page of `seqnlp serve` in a real browser.
+browser-packages:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	  sudo=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+test: setup cluster-packages browser-packages
 	pytest
 
 # The whole pipeline on the small slice of .test/config/params.yaml, in a copy under .test/run (minutes).

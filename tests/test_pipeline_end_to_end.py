@@ -570,45 +570,72 @@ def test_questions_added_to_the_index_are_found(dvc_run):
     assert nearest == {"question": "How do I grow tomatoes on a balcony?", "similarity": pytest.approx(1.0, abs=1e-4)}
 
 
-def test_seqnlp_serve_answers_every_command_of_every_task_as_the_python_api_does(dvc_run):
-    import httpx
-
+@pytest.fixture(scope="module")
+def served_slice(dvc_run):
+    """`seqnlp serve` in the slice run's checkout, with its default: every task's package."""
     process = subprocess.Popen(["seqnlp", "serve", "--port", "0"], cwd=dvc_run, env=environment(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
     try:
-        line = process.stdout.readline()
         assert "answers with topics, shakespeare, ner_gmb, ner_conll, questions" in line, process.stderr.read()
-        url = re.search(r"http://[\d.]+:\d+", line).group()
-        models = {task: seqnlp_load(dvc_run / "packages" / task) for task in ("topics", "shakespeare", *NER_TASKS,
-                                                                               "questions")}
-        texts = ["Mr. Smith flew from Paris to Berlin on Monday.", "Shares of the chip maker rose."]
-        pairs = [["How do I learn Python?", "What is the best way to learn Python?"]]
-        asked = [
-            ("classify", {"texts": texts}, models["topics"].predict(texts)),
-            ("generate", {"prefixes": ["to be"], "n": 2, "length": 30, "seed": 3},
-             [models["shakespeare"].generate("to be", 2, 30, 1.0, 3)]),
-            *[("tag", {"texts": texts, "model": task}, models[task].tag(texts)) for task in NER_TASKS],
-            ("duplicates", {"pairs": pairs}, models["questions"].judge(pairs)),
-            ("similar", {"questions": ["How can I lose weight fast?"], "top": 3},
-             [models["questions"].similar("How can I lose weight fast?", 3)]),
-        ]
-        for command, body, expected in asked:
-            answered = httpx.post(f"{url}/{command}", json=body, timeout=60)
-            assert answered.status_code == 200 and answered.json()["results"] == expected, (command, answered.text)
-        refused = httpx.post(f"{url}/tag", json={"texts": texts})
-        assert refused.json() == {"error": "model: tag needs a model name, one of ner_gmb, ner_conll"}
-        cards = {card["name"]: card for card in httpx.get(f"{url}/models").json()["models"]}
-        info = json.loads((dvc_run / "packages/topics/package.json").read_text())
-        metrics = json.loads((dvc_run / "metrics/topics.json").read_text())
-        assert re.fullmatch(r"[0-9a-f]{40}", cards["topics"]["commit"])
-        assert cards["topics"]["commit"] == info["provenance"]["git"]["commit"]
-        assert cards["topics"]["metrics"]["accuracy"] == metrics["accuracy"]
+        yield re.search(r"http://[\d.]+:\d+", line).group()
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
-def seqnlp_load(folder):
+def test_seqnlp_serve_answers_every_command_of_every_task_as_the_python_api_does(dvc_run, served_slice):
+    import httpx
+
     from seqnlp import packages
 
-    return packages.load(folder)
+    url = served_slice
+    models = {task: packages.load(dvc_run / "packages" / task) for task in ("topics", "shakespeare", *NER_TASKS,
+                                                                             "questions")}
+    texts = ["Mr. Smith flew from Paris to Berlin on Monday.", "Shares of the chip maker rose."]
+    pairs = [["How do I learn Python?", "What is the best way to learn Python?"]]
+    asked = [
+        ("classify", {"texts": texts}, models["topics"].predict(texts)),
+        ("generate", {"prefixes": ["to be"], "n": 2, "length": 30, "seed": 3},
+         [models["shakespeare"].generate("to be", 2, 30, 1.0, 3)]),
+        *[("tag", {"texts": texts, "model": task}, models[task].tag(texts)) for task in NER_TASKS],
+        ("duplicates", {"pairs": pairs}, models["questions"].judge(pairs)),
+        ("similar", {"questions": ["How can I lose weight fast?"], "top": 3},
+         [models["questions"].similar("How can I lose weight fast?", 3)]),
+    ]
+    for command, body, expected in asked:
+        answered = httpx.post(f"{url}/{command}", json=body, timeout=60)
+        assert answered.status_code == 200 and answered.json()["results"] == expected, (command, answered.text)
+    refused = httpx.post(f"{url}/tag", json={"texts": texts})
+    assert refused.json() == {"error": "model: tag needs a model name, one of ner_gmb, ner_conll"}
+    cards = {card["name"]: card for card in httpx.get(f"{url}/models").json()["models"]}
+    info = json.loads((dvc_run / "packages/topics/package.json").read_text())
+    metrics = json.loads((dvc_run / "metrics/topics.json").read_text())
+    assert re.fullmatch(r"[0-9a-f]{40}", cards["topics"]["commit"])
+    assert cards["topics"]["commit"] == info["provenance"]["git"]["commit"]
+    assert cards["topics"]["metrics"]["accuracy"] == metrics["accuracy"]
+
+
+def test_the_page_shows_every_models_answer_in_a_real_browser(dvc_run, served_slice, tmp_path):
+    import page_driver
+    from seqnlp import packages
+
+    missing = [program for program in (page_driver.CHROMIUM, page_driver.CHROMEDRIVER) if not Path(program).exists()]
+    assert not missing, f"Chromium is not installed (missing {missing}): run `make browser-packages` as root"
+    with page_driver.browser() as chromium:
+        shown = page_driver.try_every_form(chromium, served_slice)
+        chromium.save_screenshot(str(tmp_path / "page.png"))
+    assert shown["status"] == "Serving topics, shakespeare, ner_gmb, ner_conll, questions."
+    assert not any(form["errors"] for name, form in shown.items() if name != "status"), shown
+    inputs = {form: dict(fields) for form, fields in page_driver.INPUTS.items()}
+    [topic] = packages.load(dvc_run / "packages/topics").predict([inputs["classify"]["classify-text"]])
+    assert shown["classify"]["text"].startswith(f"Topic: {topic['label']}")
+    assert shown["classify"]["bars"] == ["World", "Sports", "Business", "Sci/Tech"]
+    [tagged] = packages.load(dvc_run / "packages/ner_gmb").tag([inputs["tag"]["tag-text"]])
+    assert shown["tag"]["entities"] == [(entity["type"], entity["text"]) for entity in tagged["entities"]]
+    [judged] = packages.load(dvc_run / "packages/questions").judge(
+        [[inputs["duplicates"]["duplicates-first"], inputs["duplicates"]["duplicates-second"]]])
+    assert f"similarity {judged['similarity']:.4f}, threshold {judged['threshold']:.4f}" in shown["duplicates"]["text"]
+    assert shown["generate"]["text"].startswith("my lord") and len(shown["similar"]["text"].splitlines()) == 5
+    assert shown["classify"]["card"].startswith("topics: commit ")
+    assert (tmp_path / "page.png").read_bytes().startswith(b"\x89PNG")

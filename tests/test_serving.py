@@ -62,7 +62,8 @@ def test_generate_answers_what_the_python_api_does_for_each_prefix(server, packa
     body = {"prefixes": ["to be", ""], "n": 2, "length": 30, "temperature": 0.7, "seed": 3}
     answered = httpx.post(f"{url}/generate", json=body).json()
     model = seqnlp.load(package)
-    assert answered == {"model": TASK, "results": [model.generate(prefix, 2, 30, 0.7, 3) for prefix in body["prefixes"]]}
+    expected = [model.generate(prefix, 2, 30, 0.7, 3) for prefix in body["prefixes"]]
+    assert answered == {"model": TASK, "results": expected}
 
 
 def test_the_models_card_holds_the_packages_commit_metrics_and_format(server, package):
@@ -164,3 +165,15 @@ def test_a_port_in_use_is_a_one_line_error(package):
                                 capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr == f"seqnlp serve: error: cannot listen on 127.0.0.1:{port}: the port is in use\n"
+
+
+def test_the_load_benchmark_reports_every_level_with_no_error(package):
+    result = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "benchmarks/serving.py"), str(package),
+                             "--clients", "1", "4", "--requests", "8", "--memory-requests", "20", "--cli-runs", "1"],
+                            cwd=package.parent, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for clients in (1, 4):
+        assert re.search(rf"^generate +{clients} +8 +0 +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+$", result.stdout, re.MULTILINE), \
+            result.stdout
+    assert re.search(r"server resident memory: \d+ MB before and \d+ MB after 20 more /generate requests", result.stdout)
+    assert re.search(r"^generate +[\d.]+ +[\d.]+ +[\d.]+$", result.stdout, re.MULTILINE) and "errors: 0" in result.stdout

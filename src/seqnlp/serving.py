@@ -133,7 +133,8 @@ def answer(command, predictor, body):
     if command == "classify":
         return predictor.predict(body.texts)
     if command == "generate":
-        return [predictor.generate(prefix, body.n, body.length, body.temperature, body.seed) for prefix in body.prefixes]
+        return [predictor.generate(prefix, body.n, body.length, body.temperature, body.seed)
+                for prefix in body.prefixes]
     if command == "tag":
         return predictor.tag(body.texts)
     if command == "duplicates":
