@@ -293,7 +293,9 @@ def create_app(models, limits=Limits()):
 def listening_socket(host, port):
     """A socket bound to ``host:port`` and listening, or a one-line error (the port is in use, ...)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # With the protocol named, asyncio sets TCP_NODELAY on each connection; without it, every response waited
+    # about 40 ms for the client's delayed ACK (benchmarks/serving.py showed it on GET /health).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
