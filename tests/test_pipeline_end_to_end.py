@@ -573,12 +573,12 @@ def test_questions_added_to_the_index_are_found(dvc_run):
 @pytest.fixture(scope="module")
 def served_slice(dvc_run):
     """`seqnlp serve` in the slice run's checkout, with its default: every task's package."""
-    process = subprocess.Popen(["seqnlp", "serve", "--port", "0"], cwd=dvc_run, env=environment(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = process.stdout.readline()
+    from test_serving import start
+
+    process, line, url = start(cwd=dvc_run, env=environment())
     try:
-        assert "answers with topics, shakespeare, ner_gmb, ner_conll, questions" in line, process.stderr.read()
-        yield re.search(r"http://[\d.]+:\d+", line).group()
+        assert "answers with topics, shakespeare, ner_gmb, ner_conll, questions" in line
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=10)

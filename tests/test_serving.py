@@ -35,18 +35,22 @@ def package(tmp_path_factory):
     return outside
 
 
-def start(package, *options):
-    """`seqnlp serve` on a free port; its process and the startup line."""
-    process = subprocess.Popen([SEQNLP, "serve", str(package), "--port", "0", *options], cwd=package.parent,
+def start(*arguments, cwd, env=None):
+    """`seqnlp serve ARGUMENTS` on a free port, in ``cwd``: its process, startup line and address."""
+    process = subprocess.Popen([SEQNLP, "serve", *arguments, "--port", "0"], cwd=cwd, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return process, process.stdout.readline()
+    line = process.stdout.readline()
+    address = re.search(r"http://[\d.]+:\d+", line)
+    if address is None:
+        process.kill()
+        pytest.fail(f"seqnlp serve did not start: {line!r}\n{process.stderr.read()}")
+    return process, line, address.group()
 
 
 @pytest.fixture(scope="module")
 def server(package):
-    process, line = start(package, *LIMITS)
-    assert line, process.stderr.read()
-    yield re.search(r"http://[\d.]+:\d+", line).group(), line
+    process, line, url = start(str(package), *LIMITS, cwd=package.parent)
+    yield url, line
     process.terminate()
     process.wait(timeout=10)
 
@@ -146,8 +150,7 @@ def test_the_page_is_served_and_needs_nothing_from_another_host(server):
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_stops_the_server_within_seconds(package, stop):
-    process, line = start(package)
-    url = re.search(r"http://[\d.]+:\d+", line).group()
+    process, _, url = start(str(package), cwd=package.parent)
     assert httpx.get(f"{url}/health").status_code == 200
     process.send_signal(stop)
     stopped = time.monotonic()
@@ -172,8 +175,8 @@ def test_the_load_benchmark_reports_every_level_with_no_error(package):
                              "--clients", "1", "4", "--requests", "8", "--memory-requests", "20", "--cli-runs", "1"],
                             cwd=package.parent, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout
     for clients in (1, 4):
-        assert re.search(rf"^generate +{clients} +8 +0 +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+$", result.stdout, re.MULTILINE), \
-            result.stdout
-    assert re.search(r"server resident memory: \d+ MB before and \d+ MB after 20 more /generate requests", result.stdout)
-    assert re.search(r"^generate +[\d.]+ +[\d.]+ +[\d.]+$", result.stdout, re.MULTILINE) and "errors: 0" in result.stdout
+        assert re.search(rf"^generate +{clients} +8 +0 +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+$", output, re.MULTILINE), output
+    assert re.search(r"server resident memory: \d+ MB before and \d+ MB after 20 more /generate requests", output)
+    assert re.search(r"^generate +[\d.]+ +[\d.]+ +[\d.]+$", output, re.MULTILINE) and "errors: 0" in output

@@ -186,7 +186,7 @@ def _run_similar(args):
 
 
 def _run_serve(args):
-    limits = serving.Limits(**{field: getattr(args, field) for field in serving.HELP})
+    limits = serving.Limits(**{field.name: getattr(args, field.name) for field in dataclasses.fields(serving.Limits)})
     serving.serve(args.models, args.host, args.port, limits)
 
 
@@ -410,9 +410,9 @@ def build_parser():
                               help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for "
                                    "every interface)")
     serve_parser.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000; 0 picks a free one)")
-    for field, default in dataclasses.asdict(serving.Limits()).items():
-        serve_parser.add_argument(f"--{field.replace('_', '-')}", type=_positive_int, default=default,
-                                  help=f"{serving.HELP[field]} (default: {default})")
+    for field in dataclasses.fields(serving.Limits):
+        serve_parser.add_argument(f"--{field.name.replace('_', '-')}", type=_positive_int, default=field.default,
+                                  help=f"{field.metadata['help']} (default: {field.default})")
     serve_parser.set_defaults(handler=_run_serve)
 
     index_parser = commands.add_parser(

@@ -125,7 +125,12 @@ def commands(module):
     from seqnlp.predictors import PREDICTORS
 
     predictor = PREDICTORS.get(module.__name__.rsplit(".", 1)[-1])
-    return [command for command, method in COMMANDS.items() if predictor and hasattr(predictor, method)]
+    return answered_by(predictor) if predictor else []
+
+
+def answered_by(predictor):
+    """The `seqnlp` commands ``predictor`` (a predictor class or a loaded one) answers."""
+    return [command for command, method in COMMANDS.items() if hasattr(predictor, method)]
 
 
 def task_modules():

@@ -21,28 +21,21 @@ from seqnlp.errors import UserError
 log = logging.getLogger("seqnlp.serve")
 
 
+def _limit(default, help_text):
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """What one request may ask (`seqnlp serve --help` shows each as an option); a request over a limit is
-    refused with 4xx and a one-line error naming the field."""
-    max_body_bytes: int = 1_000_000
-    max_inputs: int = 64
-    max_text_chars: int = 2_000
-    max_generate_length: int = 1_000
-    max_samples: int = 8
-    max_top: int = 100
-    threads: int = 2
-
-
-HELP = {
-    "max_body_bytes": "largest request body, in bytes",
-    "max_inputs": "most texts, prefixes, pairs or questions in one request",
-    "max_text_chars": "longest text, in characters",
-    "max_generate_length": "most characters generated per sample",
-    "max_samples": "most samples per prefix",
-    "max_top": "most similar questions per question",
-    "threads": "model calls running at once (each model answers one call at a time)",
-}
+    """What one request may ask (`seqnlp serve --help` shows each as an option, with its help); a request over
+    a limit is refused with 4xx and a one-line error naming the field."""
+    max_body_bytes: int = _limit(1_000_000, "largest request body, in bytes")
+    max_inputs: int = _limit(64, "most texts, prefixes, pairs or questions in one request")
+    max_text_chars: int = _limit(2_000, "longest text, in characters")
+    max_generate_length: int = _limit(1_000, "most characters generated per sample")
+    max_samples: int = _limit(8, "most samples per prefix")
+    max_top: int = _limit(100, "most similar questions per question")
+    threads: int = _limit(2, "model calls running at once (each model answers one call at a time)")
 
 
 @dataclasses.dataclass
@@ -64,7 +57,7 @@ def card(name, predictor):
         "name": name,
         "task": info["task"],
         "predictor": info["predictor"],
-        "commands": [command for command, method in contract.COMMANDS.items() if hasattr(predictor, method)],
+        "commands": contract.answered_by(predictor),
         "format_version": info["format_version"],
         "commit": git.get("commit"),
         "uncommitted_code_or_params": git.get("uncommitted_code_or_params"),
@@ -213,6 +206,7 @@ def create_app(models, limits=Limits()):
                               '`{"error": "one line naming the field"}` with a 4xx status.')
     threads = anyio.CapacityLimiter(limits.threads)
     bodies = request_bodies(limits)
+    page_html = resources.files("seqnlp").joinpath("web/index.html").read_text(encoding="utf-8")
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request, error):
@@ -285,7 +279,7 @@ def create_app(models, limits=Limits()):
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
-        return resources.files("seqnlp").joinpath("web/index.html").read_text(encoding="utf-8")
+        return page_html
 
     return BodyLimit(app, limits.max_body_bytes)
 

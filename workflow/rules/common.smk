@@ -24,16 +24,16 @@ def as_output(path, stage):
     return directory(path) if not Path(path).suffix else path
 
 
-def load_resources(path):
-    """Each stage's threads, mem_mb, runtime and gpu, as seqnlp.resources reads them."""
-    table = yaml.safe_load(Path(path).read_text())
+def resources_of(table):
+    """Each stage's threads, mem_mb, runtime and gpu, as seqnlp.resources reads them from ``table``."""
     return lambda stage: resources.declared(stage.addressing, table=table)
 
 
-def load_groups(path):
-    """Each stage's job group on a cluster (None: a job of its own), by its kind."""
-    groups = yaml.safe_load(Path(path).read_text())["groups"]
-    group_of_kind = {kind: group for group, kinds in groups.items() for kind in kinds}
+def groups_of(table):
+    """Each stage's job group on a cluster (None: a job of its own), by its kind, from ``table``."""
+    group_of_kind = {
+        kind: group for group, kinds in table["groups"].items() for kind in kinds
+    }
     return lambda stage: group_of_kind.get(stage.addressing.split("@")[0])
 
 
@@ -144,6 +144,8 @@ def align_timestamps_with_dvc(repo, stages):
             seen[output] = newest
 
 
+RESOURCES = yaml.safe_load((Path(workflow.basedir) / "resources.yaml").read_text())
+
 # Under DVC's repository lock, waiting for it: every job parses this file again, and another job's `dvc repro`
 # rewrites dvc.lock in place while holding that lock; read between its writes, dvc.lock can be half written.
 with (
@@ -151,11 +153,7 @@ with (
     lock_repo(dvc_repo),
 ):
     DVC_STAGES = with_folder_inputs_expanded(
-        load_dvc_stages(
-            dvc_repo,
-            load_resources(Path(workflow.basedir) / "resources.yaml"),
-            load_groups(Path(workflow.basedir) / "resources.yaml"),
-        )
+        load_dvc_stages(dvc_repo, resources_of(RESOURCES), groups_of(RESOURCES))
     )
     if workflow.is_main_process:
         align_timestamps_with_dvc(dvc_repo, DVC_STAGES)
