@@ -58,7 +58,9 @@ def server(package):
 def test_the_startup_line_gives_the_address_and_the_models_and_health_answers(server):
     url, line = server
     assert url.startswith("http://127.0.0.1:") and f"answers with {TASK}" in line
-    assert httpx.get(f"{url}/health").json() == {"status": "ok", "models": [TASK]}
+    assert httpx.get(f"{url}/health").json() == {
+        "status": "ok", "models": [TASK],
+        "requests": {"waiting": 0, "running": 0, "abandoned": 0, "unanswered_inputs": 0}}
 
 
 def test_generate_answers_what_the_python_api_does_for_each_prefix(server, package):
@@ -139,6 +141,49 @@ def test_concurrent_clients_each_get_their_own_answer(server, package):
         answers = pool.map(lambda seed: (seed, client.post(f"{url}/generate", json={
             "prefixes": ["to be"], "length": 25, "seed": seed}).json()["results"][0]), expected)
         assert dict(answers) == expected
+
+
+def sent_and_left_open(url, command, body):
+    """A raw connection that sent a POST of ``body`` to ``command`` and reads nothing: closing it is a client
+    going away mid-request."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = socket.create_connection((host, int(port)))
+    payload = json.dumps(body).encode()
+    connection.sendall(f"POST /{command} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                       f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+    return connection
+
+
+def requests_once(url, shown, limit_seconds=120):
+    """The server's request counts (GET /health) once ``shown`` holds for them; a failure, not a hang, if never."""
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        counts = httpx.get(f"{url}/health").json()["requests"]
+        if shown(counts):
+            return counts
+        time.sleep(0.02)
+    pytest.fail(f"GET /health never showed it in {limit_seconds} s: {counts}")
+
+
+def test_health_answers_during_a_long_generation_and_a_client_that_goes_away_costs_no_more_model_work(package):
+    process, _, url = start(str(package), "--threads", "1", "--max-inputs", "64", cwd=package.parent)
+    try:
+        long = {"prefixes": ["to be"] * 64, "n": 8, "length": 1000}  # 64 model calls of 8,000 characters
+        working = sent_and_left_open(url, "generate", long)
+        requests_once(url, lambda counts: counts["running"] == 1)
+        queued = sent_and_left_open(url, "generate", long)
+        requests_once(url, lambda counts: counts["waiting"] == 1)
+        queued.close()
+        assert requests_once(url, lambda counts: counts["abandoned"] == 1) == {
+            "waiting": 0, "running": 1, "abandoned": 1, "unanswered_inputs": 64}
+        working.close()
+        after = requests_once(url, lambda counts: counts["abandoned"] == 2)
+        assert after["running"] == 0 and after["unanswered_inputs"] > 64  # the first stopped before its last prefix
+        answered = httpx.post(f"{url}/generate", json={"prefixes": ["to be"], "length": 10, "seed": 1})
+        assert answered.json() == {"model": TASK, "results": [seqnlp.load(package).generate("to be", 1, 10, 1.0, 1)]}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def test_the_page_is_served_and_needs_nothing_from_another_host(server):

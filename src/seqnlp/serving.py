@@ -3,7 +3,8 @@
 One endpoint per command of the Python API (``seqnlp.contract.COMMANDS``), each taking a batch. The model work
 runs off the event loop, in at most ``Limits.threads`` threads, and one call at a time per model: a predictor
 keeps state (the questions index grows with ``add``, the scorer loads on first use), and a model's XLA
-programs already spread each call over every core.
+programs already spread each call over every core. A request whose client goes away is dropped from the queue,
+or stops at its next input if its work has started.
 """
 
 import dataclasses
@@ -40,11 +41,24 @@ class Limits:
 
 @dataclasses.dataclass
 class Served:
-    """A loaded predictor, the lock that serialises its calls, and its card."""
+    """A loaded predictor and its card."""
     name: str
     predictor: object
     card: dict
-    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+@dataclasses.dataclass
+class Traffic:
+    """The model requests now waiting for their model or a thread, now running, and dropped because their client
+    went away (``GET /health`` shows them). Only the event loop changes them."""
+    waiting: int = 0
+    running: int = 0
+    abandoned: int = 0
+    unanswered_inputs: int = 0
+
+
+class ClientGone(Exception):
+    """The client of a request went away; the number of its inputs left unanswered."""
 
 
 def card(name, predictor):
@@ -104,6 +118,10 @@ def request_bodies(limits):
     class Texts(Body):
         texts: batch(text)
 
+        @property
+        def inputs(self):
+            return self.texts
+
     class Prefixes(Body):
         prefixes: batch(Annotated[str, StringConstraints(max_length=limits.max_text_chars)])
         n: int = Field(1, ge=1, le=limits.max_samples, description="samples per prefix")
@@ -111,28 +129,49 @@ def request_bodies(limits):
         temperature: float = Field(1.0, ge=0, le=10, description="0 is greedy; 1 samples the model's distribution")
         seed: int = Field(0, ge=0, lt=2**31, description="random seed of each prefix's first sample")
 
+        @property
+        def inputs(self):
+            return self.prefixes
+
     class Pairs(Body):
         pairs: batch(Annotated[list[text], Field(min_length=2, max_length=2)])
+
+        @property
+        def inputs(self):
+            return self.pairs
 
     class Questions(Body):
         questions: batch(text)
         top: int = Field(5, ge=1, le=limits.max_top, description="similar questions per question")
 
+        @property
+        def inputs(self):
+            return self.questions
+
     return {"classify": Texts, "generate": Prefixes, "tag": Texts, "duplicates": Pairs, "similar": Questions}
 
 
-def answer(command, predictor, body):
-    """What ``predictor`` answers ``body`` of ``command``: one result per input, in order."""
+def answer(command, predictor, body, gone=threading.Event()):
+    """What ``predictor`` answers ``body`` of ``command``: one result per input, in order. Once ``gone`` is set, it
+    raises ClientGone instead of making its next model call: classify, tag and duplicates make one call for the
+    whole batch, generate and similar one per input (each can take seconds)."""
+    results = []
+
+    def unless_gone(call, *arguments):
+        if gone.is_set():
+            raise ClientGone(len(body.inputs) - len(results))
+        return call(*arguments)
+
     if command == "classify":
-        return predictor.predict(body.texts)
-    if command == "generate":
-        return [predictor.generate(prefix, body.n, body.length, body.temperature, body.seed)
-                for prefix in body.prefixes]
+        return unless_gone(predictor.predict, body.texts)
     if command == "tag":
-        return predictor.tag(body.texts)
+        return unless_gone(predictor.tag, body.texts)
     if command == "duplicates":
-        return predictor.judge(body.pairs)
-    return [predictor.similar(question, body.top) for question in body.questions]
+        return unless_gone(predictor.judge, body.pairs)
+    for item in body.inputs:
+        results.append(unless_gone(predictor.generate, item, body.n, body.length, body.temperature, body.seed)
+                       if command == "generate" else unless_gone(predictor.similar, item, body.top))
+    return results
 
 
 SUMMARIES = {
@@ -205,6 +244,8 @@ def create_app(models, limits=Limits()):
                               "command takes a batch and answers one result per input, in order; an error is "
                               '`{"error": "one line naming the field"}` with a 4xx status.')
     threads = anyio.CapacityLimiter(limits.threads)
+    model_locks = {}  # made on first use: an anyio lock belongs to the event loop that runs the app
+    traffic = Traffic()
     bodies = request_bodies(limits)
     page_html = resources.files("seqnlp").joinpath("web/index.html").read_text(encoding="utf-8")
 
@@ -248,14 +289,42 @@ def create_app(models, limits=Limits()):
 
     async def respond(request, command, body):
         served = chosen(command, body.model)
+        gone = threading.Event()
 
-        def work():
-            with served.lock:
-                return answer(command, served.predictor, body)
+        async def until_gone(scope):
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+            scope.cancel()
 
-        if await request.is_disconnected():  # nobody is waiting for the answer: spend nothing on it
+        async def work():
+            """The answers, or None when the client went away first (then no model call is left to make)."""
+            traffic.waiting += 1
+            started = False
+            try:
+                async with model_locks.setdefault(served.name, anyio.Lock()), threads:
+                    traffic.waiting, traffic.running, started = traffic.waiting - 1, traffic.running + 1, True
+                    try:
+                        # Cancelling a started thread waits for it; `gone` makes it stop before its next input.
+                        return await anyio.to_thread.run_sync(answer, command, served.predictor, body, gone)
+                    except ClientGone as cut_short:
+                        traffic.unanswered_inputs += cut_short.args[0]
+                        return None
+                    finally:
+                        traffic.running -= 1
+            finally:
+                if not started:  # cancelled in the queue: its client went away before any model call
+                    traffic.waiting -= 1
+                    traffic.unanswered_inputs += len(body.inputs)
+
+        results = None
+        async with anyio.create_task_group() as watching:
+            watching.start_soon(until_gone, watching.cancel_scope)
+            results = await work()
+            watching.cancel_scope.cancel()
+        if gone.is_set():
+            traffic.abandoned += 1
             return error_response(499, "the client went away")
-        results = await anyio.to_thread.run_sync(work, limiter=threads)
         return {"model": served.name, "results": results}
 
     def endpoint(command, body_type):
@@ -268,9 +337,10 @@ def create_app(models, limits=Limits()):
     for command, body_type in bodies.items():
         endpoint(command, body_type)
 
-    @app.get("/health", summary="Whether the server answers, and which models it serves")
+    @app.get("/health", summary="Whether the server answers, its models, and its model requests: waiting, running, "
+                                 "and dropped because their client went away")
     async def health():
-        return {"status": "ok", "models": list(models)}
+        return {"status": "ok", "models": list(models), "requests": dataclasses.asdict(traffic)}
 
     @app.get("/models", summary="Each model's card: task, commands, commit, metrics, format version")
     async def cards():
