@@ -1,4 +1,5 @@
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -26,9 +27,25 @@ def share_compiled_programs():
 
 share_compiled_programs()
 
+
+def let_ctrl_c_through():
+    """A shell without job control starts background commands (`make test &`, `nohup ... &`) with SIGINT
+    ignored, and every process inherits that: Ctrl-C could then not reach the servers and trainers the tests
+    start, and the tests of what Ctrl-C does would fail for where the suite was started. A handler of this
+    process's own is reset to the default in each program it starts."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+let_ctrl_c_through()
+
 # The modules that take longest, longest first: pytest-xdist hands whole modules to its workers in collection
-# order (pyproject.toml's addopts), so the end-to-end runs start at once and the rest of the suite runs beside them.
-LONGEST_FIRST = ("test_pipeline_end_to_end.py", "test_training_trust.py", "test_trained.py", "test_benchmarks.py")
+# order (pyproject.toml's addopts). The first makes the small slice run, which the cluster module waits for on a
+# second worker (its SLURM jobs then mostly sleep between status checks), while the third runs the rest of the
+# suite, reaching the clone and regeneration modules, which also need the run, about when the run is made.
+LONGEST_FIRST = ("test_pipeline_end_to_end.py", "test_cluster_end_to_end.py", "test_training_trust.py",
+                 "test_layers.py", "test_trained.py", "test_clones_end_to_end.py", "test_regenerate_end_to_end.py",
+                 "test_benchmarks.py")
 
 
 def pytest_collection_modifyitems(items):
@@ -42,3 +59,11 @@ def mirror(monkeypatch):
     assert (MIRROR / "PROVENANCE.md").exists(), f"no data mirror at {MIRROR}; set SEQNLP_DATA_MIRROR"
     monkeypatch.setenv("SEQNLP_DATA_MIRROR", str(MIRROR))
     return MIRROR
+
+
+@pytest.fixture(scope="session")
+def slice_run(tmp_path_factory):
+    """The small slice run by `dvc repro`, committed and pushed: made once per session (tests/end_to_end.py)."""
+    import end_to_end
+
+    return end_to_end.slice_run_made_once(tmp_path_factory)
