@@ -20,10 +20,10 @@ import time
 from seqnlp import resources
 
 
-def measured(command):
-    """Wall seconds and peak resident MB of ``command`` and every process it waited for."""
+def measured(command, cwd=None):
+    """Wall seconds and peak resident MB of ``command`` (run in ``cwd``) and every process it waited for."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
