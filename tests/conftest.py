@@ -48,6 +48,12 @@ LONGEST_FIRST = ("test_pipeline_end_to_end.py", "test_cluster_end_to_end.py", "t
                  "test_benchmarks.py")
 
 
+def pytest_xdist_auto_num_workers(config):
+    """Workers for `--numprocesses auto` (pyproject.toml): the two cores for the inner loop (`-m "not slow"`),
+    whose tests all compute; a third for the whole suite, whose cluster module mostly waits."""
+    return 2 if "not slow" in (config.option.markexpr or "") else 3
+
+
 def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: LONGEST_FIRST.index(item.path.name) if item.path.name in LONGEST_FIRST
                else len(LONGEST_FIRST))
