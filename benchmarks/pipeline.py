@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import time
+import warnings
 
 from seqnlp import resources
 
@@ -31,6 +32,20 @@ def measured(command, cwd=None):
     return time.perf_counter() - started, usage.ru_maxrss / 1024  # Linux reports kilobytes
 
 
+def stages_in_order(project=".", task=None):
+    """The stages of ``project`` (of ``task`` alone if given), each after the stages it needs (DVC's graph;
+    `dvc stage list` orders them as dvc.yaml declares them, which is not an order they can run in)."""
+    import networkx
+    from dvc.repo import Repo
+
+    with Repo(str(project)) as repo, warnings.catch_warnings():
+        # DVC's graph builder uses pygtrie's deprecated `.value` (DVC 3's, not ours to change)
+        warnings.filterwarnings("ignore", "_NoneStep.value", DeprecationWarning)
+        graph = repo.index.graph  # an edge from each stage to a stage it needs
+        return [stage.name for stage in reversed(list(networkx.topological_sort(graph)))
+                if task is None or stage.name.endswith(f"@{task}")]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fresh", action="store_true",
@@ -40,8 +55,7 @@ def main():
     if args.fresh:
         for directory in ("data", "models"):
             shutil.rmtree(directory, ignore_errors=True)
-    stages = [line.split()[0] for line in subprocess.run(["dvc", "stage", "list"], check=True, capture_output=True,
-                                                         text=True).stdout.splitlines()]
+    stages = stages_in_order()
     print(f"{'stage':<24} {'wall s':>8} {'peak MB':>8}   declared: {'runtime s':>9} {'mem_mb':>7}")
     started = time.perf_counter()
     for stage in stages:

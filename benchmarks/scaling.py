@@ -8,6 +8,7 @@ word-level perturbations: FOR COST ONLY, never a quality number), and a copy of 
 makes one) gets params.yaml with ``download.local`` pointing at them and training cut to ``--steps`` steps.
 Then every stage of the task runs through `dvc repro --single-item`, timed as benchmarks/pipeline.py times
 it: wall seconds and the peak resident set of any process the stage ran, start-up and imports included.
+For questions, benchmarks/similar.py then times `seqnlp similar` queries against the index of that size.
 
 Prints a row per stage and size, then per stage the fitted growth exponent k of time ∝ n^k and of memory
 (least squares on log-log; k = 1 is linear), and writes a log-log plot per task (``--plots``, PNG). Training
@@ -19,6 +20,7 @@ import argparse
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,7 +28,7 @@ from pathlib import Path
 import yaml
 
 import scale_data
-from pipeline import measured
+from pipeline import measured, stages_in_order
 from seqnlp import small_slice
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,15 +54,10 @@ def project_for(task, factor, steps, folder, mirror, pairs=None):
     return small_slice.make(folder / "repo", source=REPO, overrides=overrides_file)
 
 
-def stages_of(task, project):
-    """``task``'s stages in an order that runs each after the stages it needs (DVC's graph)."""
-    import networkx
-    from dvc.repo import Repo
-
-    with Repo(str(project)) as repo:
-        graph = repo.index.graph  # an edge from each stage to a stage it needs
-        return [stage.name for stage in reversed(list(networkx.topological_sort(graph)))
-                if stage.name.endswith(f"@{task}")]
+def similar_queries(project):
+    """benchmarks/similar.py in ``project``: `seqnlp similar`'s encoding and search against its index."""
+    return subprocess.run([sys.executable, str(REPO / "benchmarks" / "similar.py"), "--runs", "20"], cwd=project,
+                          check=True, capture_output=True, text=True).stdout.splitlines()
 
 
 def plot(task, factors, measurements, path):
@@ -68,6 +65,7 @@ def plot(task, factors, measurements, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogFormatter, NullFormatter
 
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
     for stage, rows in measurements.items():
@@ -78,12 +76,16 @@ def plot(task, factors, measurements, path):
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xticks(factors, [f"{factor}x" for factor in factors])
+        axis.xaxis.set_minor_formatter(NullFormatter())
+        for formatter in (axis.yaxis.set_major_formatter, axis.yaxis.set_minor_formatter):
+            formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.4)))  # "2000", not "2x10^3"
         axis.set_xlabel("size of the data (times the mirror's rows)")
         axis.set_ylabel(label)
         axis.grid(True, which="both", alpha=0.3)
-    time_axis.legend(fontsize=8)
+    handles, labels = time_axis.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9)
     figure.suptitle(f"{task}: each stage's cost against the size of its data (scaled copies, for cost only)")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
@@ -113,10 +115,13 @@ def main(argv=None):
                 project = project_for(task, factor, args.steps, workdir / task / f"x{factor}", Path(mirror),
                                       args.pairs if task == "questions" else None)
                 size = f"{args.pairs:,}" if args.pairs and task == "questions" else f"{factor}x"
-                for stage in stages_of(task, project):
+                for stage in stages_in_order(project, task):
                     wall, peak = measured(["dvc", "repro", "--single-item", stage], cwd=project)
                     measurements.setdefault(stage, []).append((wall, peak))
                     print(f"{stage:<24} {size:>6} {wall:>8.1f} {peak:>8.0f}", flush=True)
+                if task == "questions":
+                    for line in similar_queries(project):
+                        print(f"  similar at {size}: {line}", flush=True)
                 shutil.rmtree(project.parent)  # gigabytes at 16x: one size on disk at a time
             for stage, rows in measurements.items():
                 fits.append((stage, growth_exponent(factors, [wall for wall, _ in rows]),

@@ -75,7 +75,7 @@ def test_a_scaling_project_reads_the_scaled_files_and_trains_the_given_steps(mir
     assert params["download"]["local"] == {"train": str(tmp_path / "x1/data/questions_train.tsv.gz"),
                                            "test": str(tmp_path / "x1/data/questions_test.tsv.gz")}
     assert params["train"]["steps"] == params["train"]["checkpoint_every"] == 7
-    stages = scaling.stages_of("questions", project)
+    stages = scaling.stages_in_order(project, "questions")
     assert set(stages) == {f"{stage}@questions" for stage in (
         "download", "filter", "tokenize", "train", "evaluate", "export", "index", "package")}
     assert stages.index("index@questions") < stages.index("package@questions")  # the package holds the index
