@@ -485,9 +485,10 @@ def padded_batches(questions, batch_size):
 
 def encode(forward, questions, batch_size, desc="encoding"):
     """Unit vectors of encoded questions, in order, by ``forward`` (see :func:`compiled`)."""
-    vectors = None
-    batches = list(padded_batches(questions, batch_size))
-    for indices, batch in tqdm(batches, desc=desc, unit=" batches", leave=False, disable=len(batches) < 2):
+    vectors, batches = None, -(-len(questions) // batch_size)
+    # one padded batch at a time: the whole split padded at once grew the index stage with QQP's size
+    for indices, batch in tqdm(padded_batches(questions, batch_size), total=batches, desc=desc, unit=" batches",
+                               leave=False, disable=batches < 2):
         encoded = np.asarray(forward(batch))
         if vectors is None:
             vectors = np.zeros((len(questions), encoded.shape[1]), np.float32)
