@@ -41,8 +41,9 @@ let_ctrl_c_through()
 
 # The modules that take longest, longest first: pytest-xdist hands whole modules to its workers in collection
 # order (pyproject.toml's addopts). The first makes the small slice run, which the cluster module waits for on a
-# second worker (its SLURM jobs then mostly sleep between status checks), while the third runs the rest of the
-# suite, reaching the clone and regeneration modules, which also need the run, about when the run is made.
+# second worker until all but the task it computes are done (its SLURM jobs then mostly sleep between status
+# checks), while the third runs the rest of the suite, reaching the clone and regeneration modules, which also
+# need the run, about when the run is made.
 LONGEST_FIRST = ("test_pipeline_end_to_end.py", "test_cluster_end_to_end.py", "test_training_trust.py",
                  "test_layers.py", "test_trained.py", "test_clones_end_to_end.py", "test_regenerate_end_to_end.py",
                  "test_benchmarks.py")

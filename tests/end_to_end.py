@@ -14,13 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from conftest import MIRROR, REPO
 from seqnlp import small_slice
 
 NER_TASKS = ("ner_gmb", "ner_conll")
 TASKS = ("topics", "shakespeare", *NER_TASKS, "questions")
+COMPUTED_ON_SLURM = "topics"  # the task the cluster module computes; it restores the others from the DVC run
 SNAKEMAKE = ["snakemake", "-s", "workflow/Snakefile", "--profile", "workflow/profiles/default"]
 
 GIT_IDENTITY = {f"GIT_{role}_{field}": value for role in ("AUTHOR", "COMMITTER")
@@ -81,23 +82,40 @@ def session_folder(tmp_path_factory):
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
-def slice_run_made_once(tmp_path_factory):
+def slice_run_made_once(tmp_path_factory, needed="made"):
     """The small slice run by `dvc repro`, committed, and pushed with its run-cache to the default remote (the
     committed .dvc/config's folder beside the repository, so a clone made beside it pulls from it). Made by
-    the first caller of the session; a failure is reported to every later caller instead of being repeated."""
+    the first caller of the session; a failure is reported to every later caller instead of being repeated.
+
+    The run first reproduces every task but COMPUTED_ON_SLURM, then the rest: ``needed="seedable"`` returns
+    as soon as the first part is done, so that the cluster module, which seeds its run with those stages and
+    computes the rest itself, starts while the DVC run finishes."""
     shared = session_folder(tmp_path_factory)
-    root, made, failed = shared / "slice" / "run", shared / "slice-run.made", shared / "slice-run.failed"
-    with FileLock(shared / "slice-run.lock"):
-        if failed.exists():
-            pytest.fail(f"the small slice run failed (in the first test that needed it):\n{failed.read_text()}")
-        if not made.exists():
-            try:
-                small_copy(root)
-                run(["dvc", "repro"], root)
-                git_commit(root, "results of the small slice")
-                run(["dvc", "push", "--run-cache"], root)
-            except Exception as error:
-                failed.write_text(str(error)[-8000:])
-                raise
-            made.touch()
-    return root
+    root = shared / "slice" / "run"
+    markers = {state: shared / f"slice-run.{state}" for state in ("seedable", "made", "failed")}
+    lock = FileLock(shared / "slice-run.lock")
+    while True:
+        if markers["failed"].exists():
+            pytest.fail(f"the small slice run failed (in the first test that needed it):\n{markers['failed'].read_text()}")
+        if markers["made"].exists() or markers[needed].exists():
+            return root
+        try:
+            with lock.acquire(timeout=2):  # held while a worker makes the run; a waiting one polls the markers
+                if not markers["made"].exists() and not markers["failed"].exists():
+                    _make_slice_run(root, markers)
+        except Timeout:
+            pass
+
+
+def _make_slice_run(root, markers):
+    try:
+        small_copy(root)
+        run(["dvc", "repro", "--glob", *(f"*@{task}" for task in TASKS if task != COMPUTED_ON_SLURM)], root)
+        markers["seedable"].touch()
+        run(["dvc", "repro"], root)
+        git_commit(root, "results of the small slice")
+        run(["dvc", "push", "--run-cache"], root)
+    except Exception as error:
+        markers["failed"].write_text(str(error)[-8000:])
+        raise
+    markers["made"].touch()

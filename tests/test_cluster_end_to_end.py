@@ -1,6 +1,7 @@
 """The small slice through Snakemake's unchanged SLURM profile on a real single-node SLURM: a failed job, the
 rest of the run, the rerun that continues from what finished, and the same results as `dvc repro`."""
 
+import contextlib
 import json
 import os
 import re
@@ -11,7 +12,7 @@ import yaml
 
 import slurm_cluster
 from conftest import MIRROR
-from end_to_end import jobs_run, run, small_copy, snakemake_log
+from end_to_end import COMPUTED_ON_SLURM, jobs_run, run, slice_run_made_once, small_copy, snakemake_log
 from seqnlp import regenerate
 
 pytestmark = pytest.mark.slow
@@ -28,27 +29,47 @@ def mirror_without(tmp_path, entry):
 
 
 SLURM = ["snakemake", "--profile", "workflow/profiles/slurm"]
-COMPUTED_ON_SLURM = "topics"
 
 
-def seed_run_cache(source, destination, computed):
-    """Give ``destination`` (a copy of the same code and params) ``source``'s run: every object of its DVC
-    cache, and the run-cache records of every stage but those whose name ``computed`` accepts. `dvc repro` there
-    then restores those stages' outputs from the cache, as after `dvc pull --run-cache`, and runs the others.
-    (Its cache, not its remote: seeded from the pushed remote, every stage ran again on the cluster; the remote
-    held 190 of the cache's 221 objects, without the training curves' folders under plots/.)"""
-    commands = {lock["cmd"] for name, lock in yaml.safe_load((source / "dvc.lock").read_text())["stages"].items()
-                if computed(name)}
+def computed_on_slurm(stage):
+    return stage.endswith(f"@{COMPUTED_ON_SLURM}") or stage == "render_plots"
+
+
+def files_of(folder):
+    """The files under ``folder``, but those DVC is writing (``*.tmp``, renamed into place when complete)."""
+    return [path for path in folder.rglob("*") if path.is_file() and not path.name.endswith(".tmp")]
+
+
+def seed_run_cache(source, destination):
+    """Give ``destination`` (a copy of the same code and params) the stages that ``source``'s run has made of
+    the tasks the cluster does not compute: every object of its DVC cache, and the run-cache records of every
+    stage but those it computes (whose commands come from dvc.yaml: the run may still be adding them). `dvc
+    repro` there then restores those stages' outputs from the cache, as after `dvc pull --run-cache`, and runs
+    the others. (Its cache, not its remote: seeded from the pushed remote, every stage ran again on the
+    cluster; the remote held 190 of the cache's 221 objects, without the training curves' folders under plots/.)"""
+    from dvc.repo import Repo
+
+    with Repo(str(destination)) as repo:
+        commands = {stage.cmd for stage in repo.index.stages if computed_on_slurm(stage.name)}
     cache, seeded = source / ".dvc" / "cache", destination / ".dvc" / "cache"
-    shutil.copytree(cache / "files", seeded / "files", copy_function=os.link)  # DVC's objects are read-only
-    for record in (cache / "runs").rglob("*"):
-        if record.is_file() and yaml.safe_load(record.read_text())["cmd"] not in commands:
+    for item in files_of(cache / "files"):
+        (seeded / item.relative_to(cache)).parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):  # a temporary file renamed since it was listed
+            os.link(item, seeded / item.relative_to(cache))  # DVC's objects are read-only
+    for record in files_of(cache / "runs"):
+        if yaml.safe_load(record.read_text())["cmd"] not in commands:
             (seeded / record.relative_to(cache).parent).mkdir(parents=True, exist_ok=True)
             shutil.copy(record, seeded / record.relative_to(cache))
 
 
 @pytest.fixture(scope="module")
-def slurm_run(slice_run, tmp_path_factory):
+def seedable_run(tmp_path_factory):
+    """The small slice run by DVC, as soon as it holds every task the cluster does not compute."""
+    return slice_run_made_once(tmp_path_factory, needed="seedable")
+
+
+@pytest.fixture(scope="module")
+def slurm_run(seedable_run, tmp_path_factory):
     """The small slice through the unchanged SLURM profile on a real single-node SLURM: first with the AG News
     files missing from the mirror (so the topics branch fails and the rest finishes), then, with the
     mirror whole, a rerun that continues from what finished. The cluster computes the topics branch and the
@@ -58,7 +79,7 @@ def slurm_run(slice_run, tmp_path_factory):
     missing = slurm_cluster.missing_programs()
     assert not missing, f"SLURM is not installed (missing {missing}): run `make cluster-packages` as root"
     root = small_copy(tmp_path_factory.mktemp("slurm"))
-    seed_run_cache(slice_run, root, lambda stage: stage.endswith(f"@{COMPUTED_ON_SLURM}") or stage == "render_plots")
+    seed_run_cache(seedable_run, root)
     with slurm_cluster.single_node_cluster(tmp_path_factory.mktemp("cluster")):
         broken = {"SEQNLP_DATA_MIRROR": str(mirror_without(tmp_path_factory.mktemp("mirror"), "ag_news"))}
         failed = snakemake_log([*SLURM, "--keep-going"], root, env=broken, expect=1)
