@@ -96,7 +96,8 @@ def slice_run_made_once(tmp_path_factory, needed="made"):
     lock = FileLock(shared / "slice-run.lock")
     while True:
         if markers["failed"].exists():
-            pytest.fail(f"the small slice run failed (in the first test that needed it):\n{markers['failed'].read_text()}")
+            failure = markers["failed"].read_text()
+            pytest.fail(f"the small slice run failed (in the first test that needed it):\n{failure}")
         if markers["made"].exists() or markers[needed].exists():
             return root
         try:
