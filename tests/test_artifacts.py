@@ -1,5 +1,6 @@
 import os
 import stat
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -16,6 +17,29 @@ def test_sequences_round_trip_and_are_byte_reproducible(tmp_path):
     assert [list(s) for s in loaded] == sequences
     assert list(columns["labels"]) == [0, 1, 2]
     assert sha256_of(tmp_path / "a.npz") == sha256_of(tmp_path / "b.npz")
+    assert loaded[-1].tolist() == [8] and len(loaded[1]) == 0
+    with pytest.raises(IndexError):
+        loaded[3]
+
+
+def test_loading_a_split_maps_it_instead_of_reading_it_into_memory(tmp_path):
+    sequences = [np.full((n % 50, 4), n, np.int32) for n in range(20_000)]  # 2-D rows: 7.8 MB in all
+    save_sequences(tmp_path / "big.npz", sequences, labels=np.arange(20_000, dtype=np.int32))
+    tracemalloc.start()
+    try:
+        loaded, columns = load_sequences(tmp_path / "big.npz")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+    assert len(loaded) == 20_000 and loaded[12_345].shape == (12_345 % 50, 4) and (loaded[12_345] == 12_345).all()
+    assert columns["labels"][-1] == 19_999
+
+
+def test_an_empty_split_round_trips(tmp_path):
+    save_sequences(tmp_path / "empty.npz", [], labels=np.zeros(0, np.int32))
+    loaded, columns = load_sequences(tmp_path / "empty.npz")
+    assert len(loaded) == 0 and columns["labels"].shape == (0,)
 
 
 def test_a_failed_stage_leaves_neither_a_new_nor_a_half_written_directory(tmp_path):

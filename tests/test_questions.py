@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from seqnlp.batching import PaddedBatches
 from seqnlp.errors import DataError, UserError
 from seqnlp.tasks import questions
 
@@ -199,7 +200,7 @@ def test_the_compiled_encoder_matches_the_layer_and_padding_to_a_length_step_cha
     by_layer = [np.asarray(siamese((q[None], q[None], np.ones(1, np.int32)))[0])[0] for q in questions_ids]
     compiled = questions.encode(questions.compiled(questions.encoder_of(siamese)), questions_ids, batch_size=8)
     np.testing.assert_allclose(compiled, by_layer, rtol=1e-5, atol=1e-6)
-    [(_, batch)] = questions.padded_batches(questions_ids, 8)
+    [(_, batch)] = PaddedBatches(questions_ids, 8, questions.LENGTH_STEP)
     assert batch.shape == (2, questions.LENGTH_STEP, 3)
 
 

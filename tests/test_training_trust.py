@@ -440,17 +440,24 @@ def test_a_second_trainer_of_the_same_store_is_refused_naming_the_first(tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
-def test_a_trainer_started_by_dvc_stops_when_dvc_is_killed_and_publishes_nothing(reference, tmp_path, shell):
+@pytest.mark.parametrize("shell, sigint", [("/bin/sh", signal.SIG_IGN), ("/bin/bash", signal.default_int_handler)],
+                         ids=["sh, SIGINT ignored", "bash"])
+def test_a_trainer_started_by_dvc_stops_when_dvc_is_killed_and_publishes_nothing(reference, tmp_path, shell, sigint):
     """DVC runs the command through $SHELL: bash execs it, dash (Debian's /bin/sh, DVC's choice when SHELL is
-    unset, as in CI) stays between dvc and the trainer and outlives a killed dvc."""
+    unset, as in CI) stays between dvc and the trainer and outlives a killed dvc. A shell without job control
+    starts background commands (`nohup dvc repro &` in a script) with SIGINT ignored, and everything they start
+    inherits that."""
     import psutil
 
     root = make_repo(tmp_path / "repo", steps=100_000)
     dvc = str(Path(sys.executable).parent / "dvc")
     subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=root, check=True)
-    repro = subprocess.Popen([dvc, "repro", "--single-item", f"train@{TASK}"], cwd=root, text=True,
-                             env={**os.environ, "SHELL": shell}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    previous = signal.signal(signal.SIGINT, sigint)  # ignored is inherited; a handler is reset to the default
+    try:
+        repro = subprocess.Popen([dvc, "repro", "--single-item", f"train@{TASK}"], cwd=root, text=True,
+                                 env={**os.environ, "SHELL": shell}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     store = root / layout.checkpoints(TASK)
     wait_for(lambda: (store / "step_00000010").is_dir(), repro)
     trainer, = [process for process in psutil.Process(repro.pid).children(recursive=True)

@@ -1,11 +1,14 @@
 """Reading and writing stage artifacts so that a failed stage never leaves a half-written output."""
 
+import collections.abc
 import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 import shutil
+import struct
 import tempfile
 import zipfile
 from pathlib import Path
@@ -75,29 +78,79 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def save_arrays(path, arrays):
+def save_arrays(path, arrays, compress=True):
     """``np.savez`` without its timestamps: the same arrays always give the same bytes, so DVC does not
     rerun later stages, or store another copy, for nothing. ``arrays`` maps names to arrays."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", compression=method) as archive:
         for name, array in arrays.items():
             buffer = io.BytesIO()
             np.save(buffer, np.asarray(array))
             archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue(),
-                             compress_type=zipfile.ZIP_DEFLATED)
+                             compress_type=method)
+
+
+def stored_members(path):
+    """{name: (offset, shape, dtype)} of each array in an uncompressed .npz (``save_arrays(..., compress=False)``),
+    so that a reader can take part of an array without reading it all. A member's bytes lie whole in the
+    archive after its local header (30 bytes, then its name and an extra field) and its .npy header."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    members = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
+        for member in archive.infolist():
+            if member.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"{path}: {member.filename} is compressed, so its rows cannot be read one by one")
+            raw.seek(member.header_offset + 26)
+            name_length, extra_length = struct.unpack("<HH", raw.read(4))
+            raw.seek(member.header_offset + 30 + name_length + extra_length)
+            shape, fortran_order, dtype = readers[np.lib.format.read_magic(raw)](raw)
+            if fortran_order and len(shape) > 1:
+                raise ValueError(f"{path}: {member.filename} is stored in Fortran order")
+            members[member.filename.removesuffix(".npy")] = (raw.tell(), shape, dtype)
+    return members
+
+
+def read_part(file, offset, count, dtype, row_shape=()):
+    """``count`` rows of ``row_shape`` stored at ``offset`` in an open binary file, read without moving it."""
+    data = os.pread(file.fileno(), count * math.prod(row_shape) * dtype.itemsize, offset)
+    return np.frombuffer(data, dtype).reshape((count, *row_shape))
+
+
+class Sequences(collections.abc.Sequence):
+    """The sequences of a file :func:`save_sequences` wrote, each read from the file when it is asked for:
+    holding a split costs its offsets, not its rows, however large it grows. (A memory map would hold every
+    page it touched, and the ones the kernel maps around them, until the whole file is resident.)"""
+
+    def __init__(self, path, offset, row_shape, dtype, lengths):
+        self.file, self.offset, self.row_shape, self.dtype = open(path, "rb", buffering=0), offset, row_shape, dtype
+        self.row_bytes = math.prod(row_shape) * dtype.itemsize
+        self.offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+
+    def __len__(self):
+        return len(self.offsets) - 1
+
+    def __getitem__(self, index):
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"sequence {index} of {len(self)}")
+        index %= len(self)
+        start, end = self.offsets[index], self.offsets[index + 1]
+        return read_part(self.file, self.offset + int(start) * self.row_bytes, int(end - start), self.dtype,
+                         self.row_shape)
 
 
 def save_sequences(path, sequences, **columns):
-    """Store variable-length int sequences (plus per-sequence columns) as one flat .npz (see save_arrays)."""
+    """Store variable-length int sequences (plus per-sequence columns) as one flat, uncompressed .npz (see
+    save_arrays), from which :func:`load_sequences` reads a sequence at a time."""
     lengths = np.array([len(sequence) for sequence in sequences], dtype=np.int64)
     flat = np.concatenate([np.asarray(s, dtype=np.int32) for s in sequences]) if sequences else np.zeros(0, np.int32)
-    save_arrays(path, {"flat": flat, "lengths": lengths, **columns})
+    save_arrays(path, {"flat": flat, "lengths": lengths, **columns}, compress=False)
 
 
 def load_sequences(path):
-    """Inverse of :func:`save_sequences`: (list of int32 arrays, dict of columns)."""
-    with np.load(path) as stored:
-        offsets = np.concatenate([[0], np.cumsum(stored["lengths"])])
-        flat = stored["flat"]
-        sequences = [flat[start:end] for start, end in zip(offsets[:-1], offsets[1:])]
-        columns = {name: stored[name] for name in stored.files if name not in ("flat", "lengths")}
-    return sequences, columns
+    """Inverse of :func:`save_sequences`: (:class:`Sequences`, dict of the per-sequence columns, read whole)."""
+    members = stored_members(path)
+    with open(path, "rb", buffering=0) as file:
+        columns = {name: read_part(file, offset, shape[0] if shape else 1, dtype, shape[1:]).reshape(shape)
+                   for name, (offset, shape, dtype) in members.items() if name != "flat"}
+    offset, shape, dtype = members["flat"]
+    return Sequences(path, offset, shape[1:], dtype, columns.pop("lengths")), columns

@@ -1,25 +1,53 @@
 """Batching helpers shared by tasks: padded evaluation batches and an endless shuffled stream."""
 
+import collections.abc
+
 import numpy as np
 
 from seqnlp.errors import UserError
 
 
 def pad(sequences, length=None):
-    """Right-pad int sequences with 0 to a (batch, length) array."""
+    """Right-pad sequences (int arrays of any shape after the first axis) with 0 to one (batch, length, ...) array."""
     length = length or max(len(sequence) for sequence in sequences)
-    padded = np.zeros((len(sequences), length), dtype=np.int32)
+    padded = np.zeros((len(sequences), length, *np.shape(sequences[0])[1:]), dtype=np.int32)
     for row, sequence in enumerate(sequences):
         padded[row, : len(sequence)] = sequence
     return padded
 
 
-def padded_batches(sequences, batch_size):
-    """Yield (indices, padded array) over all sequences, shortest first to waste little padding."""
-    order = np.argsort([len(sequence) for sequence in sequences], kind="stable")
-    for start in range(0, len(order), batch_size):
-        indices = order[start : start + batch_size]
-        yield indices, pad([sequences[i] for i in indices])
+class PaddedBatches:
+    """(indices, padded array) over all sequences, shortest first to waste little padding, each batch made only
+    when it is reached: a whole split padded at once would hold a copy of it that grows with the data.
+    ``len()`` is the number of batches (for a progress bar). With ``length_step``, batches are padded to a
+    multiple of it, so that a few compiled shapes serve every batch."""
+
+    def __init__(self, sequences, batch_size, length_step=1):
+        self.sequences, self.batch_size, self.length_step = sequences, batch_size, length_step
+        self.order = np.argsort([len(sequence) for sequence in sequences], kind="stable")
+
+    def __len__(self):
+        return -(-len(self.order) // self.batch_size)
+
+    def __iter__(self):
+        for start in range(0, len(self.order), self.batch_size):
+            indices = self.order[start : start + self.batch_size]
+            longest = max(len(self.sequences[i]) for i in indices)
+            yield indices, pad([self.sequences[i] for i in indices], -(-longest // self.length_step) * self.length_step)
+
+
+class Zipped(collections.abc.Sequence):
+    """``zip`` that can be indexed: item i is the tuple of each sequence's item i, made when it is asked for, so
+    that a stream drawing from a split does not hold a tuple per example."""
+
+    def __init__(self, *sequences):
+        self.sequences = sequences
+
+    def __len__(self):
+        return min(len(sequence) for sequence in self.sequences)
+
+    def __getitem__(self, index):
+        return tuple(sequence[index] for sequence in self.sequences)
 
 
 def endless_shuffled(examples, seed):

@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from seqnlp.artifacts import load_sequences, read_json, save_sequences, write_json
-from seqnlp.batching import endless_shuffled, padded_batches
+from seqnlp.batching import PaddedBatches, Zipped, endless_shuffled
 from seqnlp.errors import DataError
 from seqnlp.lazy import LazyModule, trax_module
 from seqnlp.sources import copy_local, local_file
@@ -111,7 +111,7 @@ def training_batches(params, tokens, split, seed):
     pipeline = trax.data.Serial(
         trax.data.BucketByLength(settings["bucket_boundaries"], settings["bucket_batch_sizes"], length_keys=[0]),
         trax.data.AddLossWeights())
-    return pipeline(endless_shuffled(list(zip(sequences, columns["labels"])), seed))
+    return pipeline(endless_shuffled(Zipped(sequences, columns["labels"]), seed))
 
 
 def evaluate(params, classifier, tokens):
@@ -119,7 +119,7 @@ def evaluate(params, classifier, tokens):
     sequences, columns = load_sequences(tokens / "test.npz")
     labels = columns["labels"]
     log_probs = np.zeros((len(sequences), len(labels_named)), np.float32)
-    for indices, batch in padded_batches(sequences, params["evaluate"]["batch_size"]):
+    for indices, batch in PaddedBatches(sequences, params["evaluate"]["batch_size"]):
         log_probs[indices] = np.asarray(classifier(batch))
     predicted = log_probs.argmax(axis=1)
     results = {"test_examples": len(labels), "accuracy": float(sk_metrics.accuracy_score(labels, predicted)),

@@ -187,8 +187,8 @@ def has_ended(process):
 
 @contextlib.contextmanager
 def stop_requests():
-    """An Event set, for the block, by each Ctrl-C or SIGTERM (and so by the starter watch, which sends a
-    SIGINT of its own), before the handler that was there raises KeyboardInterrupt wherever the main thread is.
+    """An Event set, for the block, by each Ctrl-C or SIGTERM (and so by the starter watch, which raises one of
+    them itself), before the handler that was there raises KeyboardInterrupt wherever the main thread is.
 
     Raised inside a library that catches exceptions, a KeyboardInterrupt can come out as another error (NumPy
     turns one raised while it builds an array into a ValueError); the Event tells the run it was still asked to
@@ -228,7 +228,10 @@ def stop_when_the_starter_ends(poll_seconds=0.5):
             while not has_ended(starter):
                 time.sleep(poll_seconds)
             starter_ended.set()
-            _thread.interrupt_main()
+            # SIGTERM when seqnlp handles it (the command does): a shell without job control starts background
+            # commands with SIGINT ignored, and Python does nothing for an interrupt of an ignored signal
+            stop = signal.SIGTERM if callable(signal.getsignal(signal.SIGTERM)) else signal.SIGINT
+            _thread.interrupt_main(stop)
 
         threading.Thread(target=watch, name="starter watch", daemon=True).start()
     return starter_ended

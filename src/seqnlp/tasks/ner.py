@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from seqnlp.artifacts import load_sequences, read_json, save_arrays, save_sequences, write_json
-from seqnlp.batching import endless_shuffled, padded_batches
+from seqnlp.batching import PaddedBatches, Zipped, endless_shuffled
 from seqnlp.errors import DataError, SourceUnavailable, UserError
 from seqnlp.lazy import LazyModule, trax_module
 from seqnlp.sources import copy_local, copy_verified, local_file, mirror_directory
@@ -436,7 +436,7 @@ def training_batches(params, tokens, split, seed):
         _add_padding_weights,
         _model_inputs(params, tokens, params["model"]["word_dropout"] if split == "train" else 0.0, seed),
     )
-    return pipeline(endless_shuffled(list(zip(forms, tags)), seed))
+    return pipeline(endless_shuffled(Zipped(forms, tags), seed))
 
 
 # ---- evaluation -----------------------------------------------------------------------------------
@@ -457,7 +457,7 @@ MIN_WORDS = 2  # Viterbi scans the positions after the first, and an exported sc
 def predict(params, decoder, forms, word_table, char_table, batch_size, desc="tagging"):
     """Tag ids per sentence (lists the sentences' lengths), by ``decoder`` (see :func:`Decoder`)."""
     predicted = [None] * len(forms)
-    for indices, batch in tqdm(list(padded_batches(forms, batch_size)), desc=desc, unit=" batches", leave=False):
+    for indices, batch in tqdm(PaddedBatches(forms, batch_size), desc=desc, unit=" batches", leave=False):
         batch = np.pad(batch, ((0, 0), (0, max(MIN_WORDS - batch.shape[1], 0))))
         inputs = (word_table[batch], char_table[batch]) if params["model"]["char_features"] else (word_table[batch],)
         best = np.asarray(decoder((*inputs, (batch > 0).astype(np.float32))))

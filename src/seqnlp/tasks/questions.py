@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from seqnlp.artifacts import load_sequences, read_json, save_sequences, write_json
-from seqnlp.batching import endless_shuffled
+from seqnlp.batching import PaddedBatches, endless_shuffled
 from seqnlp.errors import DataError, SourceUnavailable, UserError
 from seqnlp.lazy import LazyModule, trax_module
 from seqnlp.sources import copy_local, copy_verified, local_file, mirror_directory
@@ -443,14 +443,14 @@ def training_batches(params, tokens, split, seed):
     """
     batching = params["train"]
     questions, first, second, labels = load_split(tokens, split)
-    rows = [(questions[a], questions[b], np.int32(label)) for a, b, label in zip(first, second, labels)
-            if label or params["model"]["pair_loss_weight"]]
+    drawn = np.arange(len(labels)) if params["model"]["pair_loss_weight"] else np.flatnonzero(labels)
+    rows = ((questions[first[row]], questions[second[row]], labels[row]) for row in endless_shuffled(drawn, seed))
     pipeline = trax.data.Serial(
         compat.Shuffle(seed=seed),
         trax.data.FilterByLength(batching["max_length"], length_keys=[0, 1]),
         trax.data.BucketByLength(batching["bucket_boundaries"], batching["bucket_batch_sizes"], length_keys=[0, 1]),
     )
-    return pipeline(endless_shuffled(rows, seed))
+    return pipeline(rows)
 
 
 # ---- evaluation -----------------------------------------------------------------------------------
@@ -471,24 +471,10 @@ def compiled(encoder):
 LENGTH_STEP = 16  # batches are padded to a multiple of this many words, so a few compiled shapes serve all
 
 
-def padded_batches(questions, batch_size):
-    """(indices, zero-padded (batch, words, width) array) over encoded questions, shortest first."""
-    order = np.argsort([len(question) for question in questions], kind="stable")
-    for start in range(0, len(order), batch_size):
-        indices = order[start:start + batch_size]
-        length = -(-max(len(questions[i]) for i in indices) // LENGTH_STEP) * LENGTH_STEP
-        batch = np.zeros((len(indices), length, questions[0].shape[1]), np.int32)
-        for row, index in enumerate(indices):
-            batch[row, :len(questions[index])] = questions[index]
-        yield indices, batch
-
-
 def encode(forward, questions, batch_size, desc="encoding"):
     """Unit vectors of encoded questions, in order, by ``forward`` (see :func:`compiled`)."""
-    vectors, batches = None, -(-len(questions) // batch_size)
-    # one padded batch at a time: the whole split padded at once grew the index stage with QQP's size
-    for indices, batch in tqdm(padded_batches(questions, batch_size), total=batches, desc=desc, unit=" batches",
-                               leave=False, disable=batches < 2):
+    vectors, batches = None, PaddedBatches(questions, batch_size, LENGTH_STEP)
+    for indices, batch in tqdm(batches, desc=desc, unit=" batches", leave=False, disable=len(batches) < 2):
         encoded = np.asarray(forward(batch))
         if vectors is None:
             vectors = np.zeros((len(questions), encoded.shape[1]), np.float32)

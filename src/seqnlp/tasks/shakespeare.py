@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from seqnlp.artifacts import load_sequences, read_json, save_sequences
-from seqnlp.batching import endless_shuffled, padded_batches
+from seqnlp.batching import PaddedBatches, endless_shuffled
 from seqnlp.errors import DataError, SourceUnavailable, UserError
 from seqnlp.lazy import LazyModule, trax_module
 from seqnlp.tasks import cross_entropy_metrics
@@ -253,7 +253,7 @@ def score_lines(language_model, sequences, batch_size, desc):
     """Per-character log-probabilities of each line and whether the argmax guessed it."""
     totals = {"log_prob": np.zeros(len(sequences)), "correct": np.zeros(len(sequences)),
               "characters": np.array([len(s) for s in sequences], dtype=np.float64)}
-    for indices, batch in tqdm(list(padded_batches(sequences, batch_size)), desc=desc, unit=" batches"):
+    for indices, batch in tqdm(PaddedBatches(sequences, batch_size), desc=desc, unit=" batches"):
         log_probs = np.asarray(language_model(batch))
         mask = batch != PAD
         picked = np.take_along_axis(log_probs, batch[..., None], axis=-1)[..., 0]

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from seqnlp.artifacts import load_sequences, read_json, save_sequences, write_json
-from seqnlp.batching import endless_shuffled, padded_batches
+from seqnlp.batching import PaddedBatches, Zipped, endless_shuffled
 from seqnlp.errors import DataError, SourceUnavailable
 from seqnlp.lazy import LazyModule, trax_module
 from seqnlp.sources import copy_local, copy_verified, local_file, mirror_directory
@@ -321,7 +321,7 @@ def eval_metrics(params):
 
 def _examples(tokens, split):
     sequences, columns = load_sequences(tokens / f"{split}.npz")
-    return list(zip(sequences, columns["labels"]))
+    return Zipped(sequences, columns["labels"])
 
 
 def training_batches(params, tokens, split, seed):
@@ -340,7 +340,7 @@ def training_batches(params, tokens, split, seed):
 
 def predict_log_probs(classifier, sequences, batch_size):
     log_probs = np.zeros((len(sequences), len(LABELS)), dtype=np.float32)
-    for indices, batch in tqdm(list(padded_batches(sequences, batch_size)), desc="evaluating", unit=" batches"):
+    for indices, batch in tqdm(PaddedBatches(sequences, batch_size), desc="evaluating", unit=" batches"):
         log_probs[indices] = np.asarray(classifier(batch))
     return log_probs
 
