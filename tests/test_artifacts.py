@@ -22,7 +22,7 @@ def test_sequences_round_trip_and_are_byte_reproducible(tmp_path):
         loaded[3]
 
 
-def test_loading_a_split_maps_it_instead_of_reading_it_into_memory(tmp_path):
+def test_loading_a_split_reads_its_offsets_not_its_rows(tmp_path):
     sequences = [np.full((n % 50, 4), n, np.int32) for n in range(20_000)]  # 2-D rows: 7.8 MB in all
     save_sequences(tmp_path / "big.npz", sequences, labels=np.arange(20_000, dtype=np.int32))
     tracemalloc.start()
