@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from seqnlp import artifacts
 from seqnlp.batching import PaddedBatches, pad
 
 
@@ -38,6 +39,28 @@ def test_a_batch_is_padded_only_when_it_is_reached():
     assert set(reads) == {1, 2}
     next(batches)
     assert set(reads) == {1, 2, 3, 4}
+
+
+def test_batching_a_split_from_disk_reads_each_of_its_rows_once(tmp_path, monkeypatch):
+    sequences = [np.arange(1, n + 1) for n in (5, 1, 3, 2, 4, 0, 6)]
+    artifacts.save_sequences(tmp_path / "split.npz", sequences)
+    loaded, _ = artifacts.load_sequences(tmp_path / "split.npz")
+    reads = []
+
+    def counted(file, offset, count, *rest):
+        reads.append((offset, count))
+        return read_part(file, offset, count, *rest)
+
+    read_part = artifacts.read_part
+    monkeypatch.setattr(artifacts, "read_part", counted)
+    batches = PaddedBatches(loaded, batch_size=3)
+    assert reads == []
+    made = list(batches)
+    assert len(set(reads)) == len(reads) == len(sequences)
+    assert [batch.shape for _, batch in made] == [(3, 2), (3, 5), (1, 6)]
+    for indices, batch in made:
+        for row, index in enumerate(indices):
+            assert batch[row, : len(sequences[index])].tolist() == sequences[index].tolist()
 
 
 @pytest.mark.parametrize("longest, padded_to", [(1, 4), (4, 4), (5, 8)])

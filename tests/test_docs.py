@@ -1,7 +1,6 @@
 """The documentation holds together: every relative link leads to a file, and every test a page cites exists."""
 
 import re
-from pathlib import Path
 
 import pytest
 

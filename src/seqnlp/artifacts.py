@@ -90,23 +90,24 @@ def save_arrays(path, arrays, compress=True):
                              compress_type=method)
 
 
-def stored_members(path):
-    """{name: (offset, shape, dtype)} of each array in an uncompressed .npz (``save_arrays(..., compress=False)``),
-    so that a reader can take part of an array without reading it all. A member's bytes lie whole in the
-    archive after its local header (30 bytes, then its name and an extra field) and its .npy header."""
+def stored_members(file):
+    """{name: (offset, shape, dtype)} of each array in an open, uncompressed .npz (``save_arrays(...,
+    compress=False)``), so that a reader can take part of an array without reading it all. A member's bytes lie
+    whole in the archive after its local header (30 bytes, then its name and an extra field) and its .npy header."""
     readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    with zipfile.ZipFile(file) as archive:
+        stored = archive.infolist()
     members = {}
-    with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
-        for member in archive.infolist():
-            if member.compress_type != zipfile.ZIP_STORED:
-                raise ValueError(f"{path}: {member.filename} is compressed, so its rows cannot be read one by one")
-            raw.seek(member.header_offset + 26)
-            name_length, extra_length = struct.unpack("<HH", raw.read(4))
-            raw.seek(member.header_offset + 30 + name_length + extra_length)
-            shape, fortran_order, dtype = readers[np.lib.format.read_magic(raw)](raw)
-            if fortran_order and len(shape) > 1:
-                raise ValueError(f"{path}: {member.filename} is stored in Fortran order")
-            members[member.filename.removesuffix(".npy")] = (raw.tell(), shape, dtype)
+    for member in stored:
+        if member.compress_type != zipfile.ZIP_STORED:
+            raise ValueError(f"{file.name}: {member.filename} is compressed, so its rows cannot be read one by one")
+        file.seek(member.header_offset + 26)
+        name_length, extra_length = struct.unpack("<HH", file.read(4))
+        file.seek(member.header_offset + 30 + name_length + extra_length)
+        shape, fortran_order, dtype = readers[np.lib.format.read_magic(file)](file)
+        if fortran_order and len(shape) > 1:
+            raise ValueError(f"{file.name}: {member.filename} is stored in Fortran order")
+        members[member.filename.removesuffix(".npy")] = (file.tell(), shape, dtype)
     return members
 
 
@@ -121,13 +122,18 @@ class Sequences(collections.abc.Sequence):
     holding a split costs its offsets, not its rows, however large it grows. (A memory map would hold every
     page it touched, and the ones the kernel maps around them, until the whole file is resident.)"""
 
-    def __init__(self, path, offset, row_shape, dtype, lengths):
-        self.file, self.offset, self.row_shape, self.dtype = open(path, "rb", buffering=0), offset, row_shape, dtype
+    def __init__(self, file, offset, row_shape, dtype, lengths):
+        self.file, self.offset, self.row_shape, self.dtype = file, offset, row_shape, dtype
         self.row_bytes = math.prod(row_shape) * dtype.itemsize
         self.offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
 
     def __len__(self):
         return len(self.offsets) - 1
+
+    @property
+    def lengths(self):
+        """Every sequence's length, known from the offsets: sorting a split by length reads none of its rows."""
+        return np.diff(self.offsets)
 
     def __getitem__(self, index):
         if not -len(self) <= index < len(self):
@@ -148,9 +154,9 @@ def save_sequences(path, sequences, **columns):
 
 def load_sequences(path):
     """Inverse of :func:`save_sequences`: (:class:`Sequences`, dict of the per-sequence columns, read whole)."""
-    members = stored_members(path)
-    with open(path, "rb", buffering=0) as file:
-        columns = {name: read_part(file, offset, shape[0] if shape else 1, dtype, shape[1:]).reshape(shape)
-                   for name, (offset, shape, dtype) in members.items() if name != "flat"}
+    file = open(path, "rb", buffering=0)
+    members = stored_members(file)
+    columns = {name: read_part(file, offset, shape[0] if shape else 1, dtype, shape[1:]).reshape(shape)
+               for name, (offset, shape, dtype) in members.items() if name != "flat"}
     offset, shape, dtype = members["flat"]
-    return Sequences(path, offset, shape[1:], dtype, columns.pop("lengths")), columns
+    return Sequences(file, offset, shape[1:], dtype, columns.pop("lengths")), columns

@@ -24,7 +24,10 @@ class PaddedBatches:
 
     def __init__(self, sequences, batch_size, length_step=1):
         self.sequences, self.batch_size, self.length_step = sequences, batch_size, length_step
-        self.order = np.argsort([len(sequence) for sequence in sequences], kind="stable")
+        # Sequences from disk know their lengths, where len() of each would read every row once more.
+        lengths = sequences.lengths if hasattr(sequences, "lengths") else [len(sequence) for sequence in sequences]
+        self.lengths = np.asarray(lengths)
+        self.order = np.argsort(self.lengths, kind="stable")
 
     def __len__(self):
         return -(-len(self.order) // self.batch_size)
@@ -32,7 +35,7 @@ class PaddedBatches:
     def __iter__(self):
         for start in range(0, len(self.order), self.batch_size):
             indices = self.order[start : start + self.batch_size]
-            longest = max(len(self.sequences[i]) for i in indices)
+            longest = int(self.lengths[indices].max())
             yield indices, pad([self.sequences[i] for i in indices], -(-longest // self.length_step) * self.length_step)
 
 

@@ -14,7 +14,6 @@ import urllib.request
 import zipfile
 import zlib
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -452,17 +451,18 @@ def Decoder(tagger, crf):
 
 
 MIN_WORDS = 2  # Viterbi scans the positions after the first, and an exported scan needs one: pad to two
+LENGTH_STEP = 8  # batches are padded to a multiple of this: each new length compiles the tagger anew (~70 MB)
 
 
 def predict(params, decoder, forms, word_table, char_table, batch_size, desc="tagging"):
     """Tag ids per sentence (lists the sentences' lengths), by ``decoder`` (see :func:`Decoder`)."""
-    predicted = [None] * len(forms)
-    for indices, batch in tqdm(PaddedBatches(forms, batch_size), desc=desc, unit=" batches", leave=False):
+    predicted, batches = [None] * len(forms), PaddedBatches(forms, batch_size, LENGTH_STEP)
+    for indices, batch in tqdm(batches, desc=desc, unit=" batches", leave=False):
         batch = np.pad(batch, ((0, 0), (0, max(MIN_WORDS - batch.shape[1], 0))))
         inputs = (word_table[batch], char_table[batch]) if params["model"]["char_features"] else (word_table[batch],)
         best = np.asarray(decoder((*inputs, (batch > 0).astype(np.float32))))
         for row, index in enumerate(indices):
-            predicted[index] = best[row, : len(forms[index])]
+            predicted[index] = best[row, : batches.lengths[index]]
     return predicted
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from seqnlp.artifacts import load_sequences, read_json, save_sequences, write_json
+from seqnlp.artifacts import load_sequences, read_json, save_sequences
 from seqnlp.batching import PaddedBatches, Zipped, endless_shuffled
 from seqnlp.errors import DataError, SourceUnavailable
 from seqnlp.lazy import LazyModule, trax_module
