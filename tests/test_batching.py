@@ -45,13 +45,12 @@ def test_batching_a_split_from_disk_reads_each_of_its_rows_once(tmp_path, monkey
     sequences = [np.arange(1, n + 1) for n in (5, 1, 3, 2, 4, 0, 6)]
     artifacts.save_sequences(tmp_path / "split.npz", sequences)
     loaded, _ = artifacts.load_sequences(tmp_path / "split.npz")
-    reads = []
+    reads, read_part = [], artifacts.read_part
 
     def counted(file, offset, count, *rest):
         reads.append((offset, count))
         return read_part(file, offset, count, *rest)
 
-    read_part = artifacts.read_part
     monkeypatch.setattr(artifacts, "read_part", counted)
     batches = PaddedBatches(loaded, batch_size=3)
     assert reads == []
