@@ -68,6 +68,21 @@ def mirror(monkeypatch):
     return MIRROR
 
 
+@pytest.fixture
+def row_reads(monkeypatch):
+    """The (offset, count) of every read from a token file, in order: to check what a stage reads."""
+    from seqnlp import artifacts
+
+    reads, read_part = [], artifacts.read_part
+
+    def counted(file, offset, count, *rest):
+        reads.append((offset, count))
+        return read_part(file, offset, count, *rest)
+
+    monkeypatch.setattr(artifacts, "read_part", counted)
+    return reads
+
+
 @pytest.fixture(scope="session")
 def slice_run(tmp_path_factory):
     """The small slice run by `dvc repro`, committed and pushed: made once per session (tests/end_to_end.py)."""

@@ -41,21 +41,15 @@ def test_a_batch_is_padded_only_when_it_is_reached():
     assert set(reads) == {1, 2, 3, 4}
 
 
-def test_batching_a_split_from_disk_reads_each_of_its_rows_once(tmp_path, monkeypatch):
+def test_batching_a_split_from_disk_reads_each_of_its_rows_once(tmp_path, row_reads):
     sequences = [np.arange(1, n + 1) for n in (5, 1, 3, 2, 4, 0, 6)]
     artifacts.save_sequences(tmp_path / "split.npz", sequences)
     loaded, _ = artifacts.load_sequences(tmp_path / "split.npz")
-    reads, read_part = [], artifacts.read_part
-
-    def counted(file, offset, count, *rest):
-        reads.append((offset, count))
-        return read_part(file, offset, count, *rest)
-
-    monkeypatch.setattr(artifacts, "read_part", counted)
+    row_reads.clear()  # loading read the lengths column
     batches = PaddedBatches(loaded, batch_size=3)
-    assert reads == []
+    assert row_reads == []
     made = list(batches)
-    assert len(set(reads)) == len(reads) == len(sequences)
+    assert len(set(row_reads)) == len(row_reads) == len(sequences)
     assert [batch.shape for _, batch in made] == [(3, 2), (3, 5), (1, 6)]
     for indices, batch in made:
         for row, index in enumerate(indices):

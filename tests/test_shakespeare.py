@@ -4,6 +4,7 @@ import tarfile
 import numpy as np
 import pytest
 
+from seqnlp import artifacts
 from seqnlp.errors import DataError, UserError
 from seqnlp.tasks import shakespeare
 
@@ -145,6 +146,24 @@ def test_perplexity_metrics_weight_by_characters():
     assert metrics["bits_per_character"] == pytest.approx(1.2 / np.log(2))
     assert metrics["perplexity"] == pytest.approx(np.exp(1.2))
     assert metrics["accuracy"] == pytest.approx(0.5)
+
+
+def test_scoring_lines_from_disk_counts_their_characters_and_reads_each_line_once(tmp_path, row_reads):
+    lines = [np.array(line, np.int32) for line in ([5, 3, 2], [4], [2, 2, 7, 1], [6, 6])]
+    artifacts.save_sequences(tmp_path / "test.npz", lines)
+    loaded, _ = artifacts.load_sequences(tmp_path / "test.npz")
+    row_reads.clear()  # loading read the lengths column
+
+    def half_sure_of_each_character(batch):
+        log_probs = np.full((*batch.shape, 8), np.log(0.5 / 7))
+        np.put_along_axis(log_probs, batch[..., None], np.log(0.5), axis=-1)
+        return log_probs
+
+    totals = shakespeare.score_lines(half_sure_of_each_character, loaded, batch_size=3, desc="scoring")
+    assert totals["characters"].tolist() == [3, 1, 4, 2]
+    assert totals["correct"].tolist() == [3, 1, 4, 2]
+    assert totals["log_prob"] == pytest.approx(np.log(0.5) * np.array([3, 1, 4, 2]))
+    assert len(set(row_reads)) == len(row_reads) == len(lines)
 
 
 def test_a_prompt_is_normalised_as_the_training_lines_were_and_says_so():

@@ -251,9 +251,10 @@ def training_batches(params, tokens, split, seed):
 
 def score_lines(language_model, sequences, batch_size, desc):
     """Per-character log-probabilities of each line and whether the argmax guessed it."""
+    batches = PaddedBatches(sequences, batch_size)
     totals = {"log_prob": np.zeros(len(sequences)), "correct": np.zeros(len(sequences)),
-              "characters": np.array([len(s) for s in sequences], dtype=np.float64)}
-    for indices, batch in tqdm(PaddedBatches(sequences, batch_size), desc=desc, unit=" batches"):
+              "characters": batches.lengths.astype(np.float64)}
+    for indices, batch in tqdm(batches, desc=desc, unit=" batches"):
         log_probs = np.asarray(language_model(batch))
         mask = batch != PAD
         picked = np.take_along_axis(log_probs, batch[..., None], axis=-1)[..., 0]
