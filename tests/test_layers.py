@@ -8,7 +8,7 @@ import pytest
 
 from seqnlp.compat import trax
 from seqnlp import gru_reference
-from seqnlp.layers import (CRF, GRU, BidirectionalLSTM, CRFDecode, CRFLoss, crf_loss, crf_nll, crf_potentials,
+from seqnlp.layers import (CRF, GRU, BidirectionalLSTM, CRFDecode, CRFLoss, compiled, crf_loss, crf_nll, crf_potentials,
                            gru_sequence, iob2_allowed_transitions, reverse_within_length, viterbi_decode)
 from trax import layers as tl
 from trax import shapes
@@ -321,3 +321,23 @@ def _cells(layer, name):
     """The sublayers called ``name``, depth first in order."""
     found = [layer] if layer.name == name else []
     return found + [cell for sublayer in layer.sublayers for cell in _cells(sublayer, name)]
+
+
+def test_a_compiled_layer_gives_the_layer_s_results_traces_once_per_shape_and_leaves_the_layer_callable():
+    traced_shapes = []
+
+    def tracing(states):
+        traced_shapes.append(states.shape)
+        return states
+
+    layer = tl.Serial(BidirectionalLSTM(5, mode="eval"), tl.Fn("Traced", tracing), tl.Dense(3))
+    rng = np.random.default_rng(0)
+    batches = [(rng.normal(size=(2, length, 5)).astype(np.float32), rng.integers(1, 9, size=(2, length)))
+               for length in (4, 4, 6)]
+    layer.init(shapes.signature(batches[0]))
+    traced_shapes.clear()  # init traced the layer once
+    forward = compiled(layer)
+    results = [np.asarray(forward(batch)) for batch in batches]
+    assert traced_shapes == [(2, 4, 10), (2, 6, 10)]
+    for batch, result in zip(batches, results):
+        np.testing.assert_allclose(result, np.asarray(layer(batch)), rtol=1e-5, atol=1e-6)

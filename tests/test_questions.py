@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from seqnlp import layers
 from seqnlp.batching import PaddedBatches
 from seqnlp.errors import DataError, UserError
 from seqnlp.tasks import questions
@@ -198,7 +199,7 @@ def test_the_compiled_encoder_matches_the_layer_and_padding_to_a_length_step_cha
     siamese = tiny_siamese(pooling="masked_mean", subword_buckets=20, width=3, bidirectional=bidirectional)
     questions_ids = [np.array([[5, 7, 9], [6, 8, 0]], np.int32), np.array([[4, 3, 0]], np.int32)]
     by_layer = [np.asarray(siamese((q[None], q[None], np.ones(1, np.int32)))[0])[0] for q in questions_ids]
-    compiled = questions.encode(questions.compiled(questions.encoder_of(siamese)), questions_ids, batch_size=8)
+    compiled = questions.encode(layers.compiled(questions.encoder_of(siamese)), questions_ids, batch_size=8)
     np.testing.assert_allclose(compiled, by_layer, rtol=1e-5, atol=1e-6)
     [(_, batch)] = PaddedBatches(questions_ids, 8, questions.LENGTH_STEP)
     assert batch.shape == (2, questions.LENGTH_STEP, 3)
@@ -252,7 +253,7 @@ def test_a_word_vector_is_the_mean_of_its_own_and_its_ngrams_vectors():
 
 
 def test_ngrams_tell_unknown_words_apart():
-    encoder = questions.compiled(questions.encoder_of(tiny_siamese(pooling="masked_mean", subword_buckets=20, width=3)))
+    encoder = layers.compiled(questions.encoder_of(tiny_siamese(pooling="masked_mean", subword_buckets=20, width=3)))
     unknown = questions.UNK
     vectors = np.asarray(encoder(np.array([[[unknown, 7, 9]], [[unknown, 8, 9]]], np.int32)))
     assert not np.allclose(vectors[0], vectors[1])
@@ -305,7 +306,7 @@ def test_pairs_with_an_empty_or_unknown_question_are_refused_or_left_undecided(t
     questions.Vocabulary(["<pad>", "<unk>", "how", "do", "i", "learn", "python", "?"]).save(
         tmp_path / questions.VOCAB_FILE)
     encoder = questions.QuestionEncoder({"evaluate": {"batch_size": 4}},
-                                        questions.compiled(questions.encoder_of(tiny_siamese())), tmp_path)
+                                        layers.compiled(questions.encoder_of(tiny_siamese())), tmp_path)
     judged = questions.judge_pairs(encoder, 0.5, [("How do I learn Python?", "how do i learn python ?"),
                                                   ("How do I learn Python?", "Zyzzyva qwxz")])
     assert judged[0]["similarity"] == pytest.approx(1.0, abs=1e-5) and judged[0]["duplicate"] is True
@@ -321,6 +322,6 @@ def test_with_ngrams_a_question_of_unknown_words_is_still_judged(tmp_path):
     questions.Vocabulary(["<pad>", "<unk>", "how", "?"], settings).save(tmp_path / questions.VOCAB_FILE)
     siamese = tiny_siamese(subword_buckets=20, width=7)
     encoder = questions.QuestionEncoder({"evaluate": {"batch_size": 4}},
-                                        questions.compiled(questions.encoder_of(siamese)), tmp_path)
+                                        layers.compiled(questions.encoder_of(siamese)), tmp_path)
     [judged] = questions.judge_pairs(encoder, 0.5, [("How?", "Zyzzyva qwxz")])
     assert judged["known_words"] == [2, 0] and judged["duplicate"] in (True, False)

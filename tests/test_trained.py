@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from seqnlp import layout, trained
+from seqnlp import layers, layout, trained
 from seqnlp.artifacts import write_json
 from seqnlp.errors import UserError
 from seqnlp.tasks import ner, questions, shakespeare, topics
@@ -85,7 +85,7 @@ def test_the_exported_question_encoder_gives_the_same_vectors(tmp_path):
     encoded = [np.random.default_rng(length).integers(1, 60, size=(length, 4)).astype(np.int32)
                for length in (1, 4, 17, 2)]
     np.testing.assert_allclose(questions.encode(exported, encoded, 3),
-                               questions.encode(questions.compiled(questions.encoder_of(siamese)), encoded, 3),
+                               questions.encode(layers.compiled(questions.encoder_of(siamese)), encoded, 3),
                                rtol=1e-5, atol=1e-6)
 
 

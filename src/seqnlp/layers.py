@@ -53,6 +53,14 @@ no mass and Viterbi never picks one. -1e4 rather than -inf: -inf turns ``logsume
 all-forbidden column and ``0 * score`` into NaN, and -1e4 is already exp(-1e4) = 0 in float32.
 The gold paths must then obey the constraints too (IOB2 data, not IOB1); a forbidden gold path
 costs about 1e4 in loss.
+
+Compiled forward pass
+---------------------
+
+A trax layer's own call runs op by op: a question through the question encoder takes ~150 ms instead of
+~1 ms, and tagging GMB's test split at 4x its size took 83 s and 2.8 GB, growing with every batch, instead
+of 19 s and 1.4 GB. :func:`compiled` is the layer's forward pass as one function of its input, compiled once
+per input shape, for a trained layer in eval or predict mode.
 """
 
 import jax
@@ -332,3 +340,18 @@ def BidirectionalLSTM(n_units, mode="train"):  # pylint: disable=invalid-name
         ),
         tl.Concatenate(),
     )
+
+
+# ---- a trained layer's forward pass, compiled -------------------------------------------------------------
+
+def compiled(layer):
+    """``layer``'s forward pass with its current weights and state as one compiled function of its input.
+
+    For a layer in eval or predict mode, where nothing is random. Its rngs are set here, outside the trace:
+    trax draws a layer's rng when it is first read, and one drawn inside the trace would stay in the layer
+    as a leaked tracer, breaking its own call afterwards.
+    """
+    layer.rng = fastmath.random.get_prng(0)
+    forward = fastmath.jit(lambda x, weights, state, rng: layer.pure_fn(x, weights, state, rng)[0])
+    weights, state, rng = layer.weights, layer.state, layer.rng
+    return lambda x: forward(x, weights, state, rng)

@@ -514,7 +514,7 @@ def evaluate(params, tagger, tokens):
     """Token accuracy and entity-level P/R/F1 on the validation and test splits; entity confusion on test."""
     vocabulary = Vocabulary.load(tokens / VOCAB_FILE)
     word_table, char_table = _form_tables(tokens)
-    decoder = Decoder(tagger, params["model"]["crf"])
+    decoder = layers.compiled(Decoder(tagger, params["model"]["crf"]))
     results, plots = {}, {}
     for split in ("test", "valid"):
         forms, tags = _load_split(tokens, split)

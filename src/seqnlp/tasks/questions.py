@@ -460,19 +460,12 @@ def encoder_of(siamese):
     return siamese.sublayers[0].sublayers[0]
 
 
-def compiled(encoder):
-    """The encoder's forward pass as one compiled function of a batch: a trax layer's own call runs op by
-    op, which makes a single question take ~150 ms instead of ~1 ms."""
-    forward = trax.fastmath.jit(lambda batch, weights, state, rng: encoder.pure_fn(batch, weights, state, rng)[0])
-    weights, state, rng = encoder.weights, encoder.state, trax.fastmath.random.get_prng(0)  # eval: nothing random
-    return lambda batch: forward(batch, weights, state, rng)
-
-
 LENGTH_STEP = 16  # batches are padded to a multiple of this many words, so a few compiled shapes serve all
 
 
 def encode(forward, questions, batch_size, desc="encoding"):
-    """Unit vectors of encoded questions, in order, by ``forward`` (see :func:`compiled`)."""
+    """Unit vectors of encoded questions, in order, by ``forward``: ``layers.compiled`` of the encoder, or the
+    exported encoder."""
     vectors, batches = None, PaddedBatches(questions, batch_size, LENGTH_STEP)
     for indices, batch in tqdm(batches, desc=desc, unit=" batches", leave=False, disable=len(batches) < 2):
         encoded = np.asarray(forward(batch))
@@ -528,7 +521,7 @@ def _histogram(similarities, labels, bins=40):
 
 def evaluate(params, siamese, tokens):
     """Threshold chosen on validation; test accuracy at it and at the course's 0.7, F1, ROC-AUC, PR-AUC."""
-    forward, batch_size = compiled(encoder_of(siamese)), params["evaluate"]["batch_size"]
+    forward, batch_size = layers.compiled(encoder_of(siamese)), params["evaluate"]["batch_size"]
     valid_similarities, valid_labels = pair_similarities(forward, tokens, "valid", batch_size)
     threshold, valid_accuracy = best_threshold(valid_similarities, valid_labels)
     similarities, labels = pair_similarities(forward, tokens, "test", batch_size)
@@ -578,7 +571,7 @@ INDEX_VECTORS, INDEX_QUESTIONS, INDEX_RECORD = "vectors.npy", "questions.json", 
 
 def build_index(params, siamese, filtered, tokens, out):
     """Encode every distinct question of the training and validation pairs; store the validation threshold."""
-    forward, batch_size = compiled(encoder_of(siamese)), params["evaluate"]["batch_size"]
+    forward, batch_size = layers.compiled(encoder_of(siamese)), params["evaluate"]["batch_size"]
     vocabulary = Vocabulary.load(tokens / VOCAB_FILE)
     texts = _unique_questions([record for split in ("train", "valid")
                                for record in read_filtered(filtered / f"{split}.jsonl")])
@@ -619,7 +612,7 @@ def served_model(params, siamese):
 
 class QuestionEncoder:
     """Raw question text -> unit vector, with the training vocabulary and ``forward``, the encoder as a
-    function of a (batch, words, width) batch: ``compiled(encoder_of(siamese))`` or the exported encoder."""
+    function of a (batch, words, width) batch: ``layers.compiled(encoder_of(siamese))`` or the exported encoder."""
 
     def __init__(self, params, forward, tokens):
         self.forward, self.batch_size = forward, params["evaluate"]["batch_size"]

@@ -278,7 +278,7 @@ def perplexity_metrics(totals):
 def evaluate(params, language_model, tokens):
     """Token-weighted perplexity metrics on the test lines, on test lines never seen in training, and
     on the First Folio edition of the same works (another spelling: generalisation beyond this text)."""
-    batch_size = params["evaluate"]["batch_size"]
+    batch_size, language_model = params["evaluate"]["batch_size"], layers.compiled(language_model)
     test, _ = load_sequences(tokens / "test.npz")
     train, _ = load_sequences(tokens / "train.npz")
     totals = score_lines(language_model, test, batch_size, "evaluating test")

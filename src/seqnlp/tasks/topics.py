@@ -24,6 +24,7 @@ from seqnlp.tasks import cross_entropy_metrics
 pd = LazyModule("pandas")
 sk_metrics = LazyModule("sklearn.metrics")
 compat = trax_module("seqnlp.compat")
+layers = trax_module("seqnlp.layers")
 trax = trax_module()
 tl = trax_module("trax.layers")
 text_encoder = trax_module("trax.data.text_encoder")
@@ -349,7 +350,7 @@ def evaluate(params, classifier, tokens):
     """Score the whole test split: loss, accuracy, macro-F1, per-class P/R/F1, confusion rows."""
     sequences, columns = load_sequences(tokens / "test.npz")
     labels = columns["labels"]
-    log_probs = predict_log_probs(classifier, sequences, params["evaluate"]["batch_size"])
+    log_probs = predict_log_probs(layers.compiled(classifier), sequences, params["evaluate"]["batch_size"])
     predicted = log_probs.argmax(axis=1)
     report = sk_metrics.classification_report(labels, predicted, labels=range(len(LABELS)), target_names=LABELS,
                                               output_dict=True, zero_division=0)
