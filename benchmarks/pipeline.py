@@ -12,24 +12,36 @@ declares for the stage, and a `!` where a measurement exceeds it.
 """
 
 import argparse
-import os
 import shutil
 import subprocess
+import sys
 import time
 import warnings
 
 from seqnlp import resources
 
 
+# Linux starts a new process's peak resident set (ru_maxrss) at the high-water mark of the process that
+# forked it, kept even after that one freed the memory: measured from a caller that had grown (scaling.py
+# after writing 16x GMB: 2.3 GB), every stage would report at least the caller's peak. So the command runs
+# under this small process, which reports the peak of what it ran and nothing of its own.
+_PEAK_OF_CHILDREN = """
+import resource, subprocess, sys
+returncode = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(returncode)
+"""
+
+
 def measured(command, cwd=None):
     """Wall seconds and peak resident MB of ``command`` (run in ``cwd``) and every process it waited for."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise subprocess.CalledProcessError(process.returncode, command)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024  # Linux reports kilobytes
+    run = subprocess.run([sys.executable, "-c", _PEAK_OF_CHILDREN, *command], cwd=cwd, stdout=subprocess.PIPE,
+                         text=True)
+    wall = time.perf_counter() - started
+    if run.returncode:
+        raise subprocess.CalledProcessError(run.returncode, command)
+    return wall, int(run.stdout) / 1024  # Linux reports kilobytes
 
 
 def stages_in_order(project=".", task=None):

@@ -4,6 +4,7 @@ them and fits growth exponents."""
 
 import gzip
 import os
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -86,3 +87,16 @@ def test_a_scaling_project_reads_the_scaled_files_and_trains_the_given_steps(mir
 def test_the_growth_exponent_is_the_log_log_slope(values, exponent):
     assert scaling.growth_exponent([1, 4, 16], values) == pytest.approx(exponent)
     assert scaling.growth_exponent([4], values[:1]) is None
+
+
+def test_a_stages_peak_memory_is_its_own_not_the_measuring_process():
+    import pipeline
+
+    held = bytearray(600 * 1024 ** 2)
+    held[::4096] = b"x" * len(held[::4096])  # resident, so this process's high-water mark is above 600 MB
+    allocate = "held = bytearray(200 * 1024 ** 2); held[::4096] = b'x' * len(held[::4096])"
+    _, idle_peak = pipeline.measured([sys.executable, "-c", "pass"])
+    _, allocating_peak = pipeline.measured([sys.executable, "-c", allocate])
+    assert idle_peak < 100 and 200 < allocating_peak < 300
+    with pytest.raises(subprocess.CalledProcessError):
+        pipeline.measured([sys.executable, "-c", "raise SystemExit(3)"])
