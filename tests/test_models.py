@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from seqnlp.compat import trax
+from seqnlp import layers
 from seqnlp.tasks import shakespeare, topics
 from trax import layers as tl
 from trax import shapes
@@ -35,6 +36,33 @@ def test_masked_mean_ignores_padding():
     model.init(shapes.signature(short))
     padded = np.array([[3, 4, 5, 0, 0, 0, 0]], dtype=np.int32)
     np.testing.assert_allclose(np.asarray(model(short)), np.asarray(model(padded)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["masked_mean", "attention"])
+def test_evaluation_pads_to_a_length_step_where_padding_changes_nothing(pooling):
+    model = topics.TopicClassifier(vocab_size=20, d_feature=16, n_classes=4, ngram_order=2, ngram_buckets=64,
+                                   pooling=pooling)
+    texts = [np.array([3, 4, 5], np.int32), np.array([7], np.int32), np.array([2, 9, 11, 4, 6, 8, 3, 5, 12], np.int32)]
+    model.init(shapes.signature(texts[0][None]))
+    one_by_one = [np.asarray(model(text[None]))[0] for text in texts]
+    compiled, batch_shapes = layers.compiled(model), []
+
+    def classifier(batch):
+        batch_shapes.append(batch.shape)
+        return compiled(batch)
+
+    step = topics.length_step_for({"pooling": pooling})
+    np.testing.assert_allclose(topics.predict_log_probs(classifier, texts, 2, step), one_by_one, rtol=1e-5, atol=1e-6)
+    assert step == topics.LENGTH_STEP == 8 and batch_shapes == [(2, 8), (1, 16)]
+
+
+def test_the_seeds_plain_mean_keeps_each_batchs_own_length():
+    model = topics.TopicClassifier(vocab_size=20, d_feature=16, n_classes=4, pooling="mean")
+    text = np.array([[3, 4, 5]], np.int32)
+    model.init(shapes.signature(text))
+    padded = np.pad(text, ((0, 0), (0, topics.LENGTH_STEP - 3)))
+    assert not np.allclose(np.asarray(model(text)), np.asarray(model(padded)), rtol=1e-3)
+    assert topics.length_step_for({"pooling": "mean"}) == topics.length_step_for({}) == 1
 
 
 def test_ngram_ids_land_after_the_vocabulary_and_skip_padding():

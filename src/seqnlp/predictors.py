@@ -60,7 +60,8 @@ class TopicClassifier:
         for index, ids in enumerate(encoded):
             if len(ids) == 0:
                 raise UserError(f"text {index} has no tokens after cleaning")
-        probabilities = np.exp(topics.predict_log_probs(self._model, encoded, self._batch_size))
+        probabilities = np.exp(topics.predict_log_probs(self._model, encoded, self._batch_size,
+                                                        topics.length_step_for(self.package.params["model"])))
         return [{"label": self.labels[int(row.argmax())], "probabilities": dict(zip(self.labels, map(float, row)))}
                 for row in probabilities]
 

@@ -339,9 +339,19 @@ def training_batches(params, tokens, split, seed):
 
 # ---- evaluation -----------------------------------------------------------------------------------
 
-def predict_log_probs(classifier, sequences, batch_size):
+LENGTH_STEP = 8  # batches are padded to a multiple of this: each new length compiles the classifier anew
+
+
+def length_step_for(model_params):
+    """How finely batches' lengths vary: LENGTH_STEP, except for the seed's plain mean, which averages the
+    padding too, so that its batches keep their longest text's length, as in training."""
+    return 1 if model_params.get("pooling", "mean") == "mean" else LENGTH_STEP
+
+
+def predict_log_probs(classifier, sequences, batch_size, length_step=1):
     log_probs = np.zeros((len(sequences), len(LABELS)), dtype=np.float32)
-    for indices, batch in tqdm(PaddedBatches(sequences, batch_size), desc="evaluating", unit=" batches"):
+    batches = PaddedBatches(sequences, batch_size, length_step)
+    for indices, batch in tqdm(batches, desc="evaluating", unit=" batches"):
         log_probs[indices] = np.asarray(classifier(batch))
     return log_probs
 
@@ -350,7 +360,8 @@ def evaluate(params, classifier, tokens):
     """Score the whole test split: loss, accuracy, macro-F1, per-class P/R/F1, confusion rows."""
     sequences, columns = load_sequences(tokens / "test.npz")
     labels = columns["labels"]
-    log_probs = predict_log_probs(layers.compiled(classifier), sequences, params["evaluate"]["batch_size"])
+    log_probs = predict_log_probs(layers.compiled(classifier), sequences, params["evaluate"]["batch_size"],
+                                  length_step_for(params["model"]))
     predicted = log_probs.argmax(axis=1)
     report = sk_metrics.classification_report(labels, predicted, labels=range(len(LABELS)), target_names=LABELS,
                                               output_dict=True, zero_division=0)
