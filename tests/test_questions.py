@@ -302,6 +302,44 @@ def test_index_returns_the_nearest_questions_most_similar_first(tmp_path):
         questions.QuestionIndex(tmp_path / "missing")
 
 
+def test_the_index_holds_each_distinct_question_once_encoded_as_all_at_once(tmp_path):
+    filtered, tokens, out = (tmp_path / name for name in ("filtered", "tokens", "index"))
+    for folder in (filtered, tokens, out):
+        folder.mkdir()
+    pairs = {"train": [("how do i learn python ?", "how can i learn python ?", 1),
+                       ("what is love ?", "how do i learn python ?", 0),
+                       ("why is the sky blue ?", "what makes the sky blue ?", 1)],
+             "valid": [("what is love ?", "what is love really ?", 1), ("is python slow ?", "why is the sky blue ?", 0)],
+             "test": [("is java slow ?", "is python slow ?", 0)]}
+    for split, rows in pairs.items():
+        (filtered / f"{split}.jsonl").write_text("".join(
+            json.dumps({"label": label, "question1": first, "question2": second, "id": f"{split}-{number}"}) + "\n"
+            for number, (first, second, label) in enumerate(rows)))
+    questions.tokenize({"vocab_size": 50, "min_count": 1, "subwords": None}, filtered, tokens)
+    siamese = tiny_siamese()
+    record = questions.build_index({"evaluate": {"batch_size": 2}}, siamese, filtered, tokens, out)
+    texts = list(dict.fromkeys(question for split in ("train", "valid") for first, second, _ in pairs[split]
+                               for question in (first, second)))
+    index = questions.QuestionIndex(out)
+    assert index.questions == texts and record["questions"] == len(texts) == 7
+    vocabulary = questions.Vocabulary.load(tokens / questions.VOCAB_FILE)
+    at_once = questions.encode(layers.compiled(questions.encoder_of(siamese)),
+                               questions.encode_known(vocabulary, texts), batch_size=2)
+    np.testing.assert_array_equal(index.vectors, at_once)
+
+
+def test_questions_encoded_when_asked_for_are_those_encoded_all_at_once():
+    vocabulary = questions.Vocabulary(["<pad>", "<unk>", "how", "do", "i", "learn", "python", "?"],
+                                      {"n_min": 3, "n_max": 4, "per_word": 3, "buckets": 11})
+    texts = ["how do i learn python ?", "  ", "learn cobol", "how ?"]
+    lazily = questions.EncodedQuestions(vocabulary, texts)
+    at_once = questions.encode_known(vocabulary, texts)
+    assert len(lazily) == 4 and lazily.lengths.tolist() == [len(encoded) for encoded in at_once] == [6, 1, 2, 2]
+    for index, encoded in enumerate(at_once):
+        np.testing.assert_array_equal(lazily[index], encoded)
+    assert lazily[1].tolist() == [[questions.UNK, 0, 0, 0]]
+
+
 def test_pairs_with_an_empty_or_unknown_question_are_refused_or_left_undecided(tmp_path):
     questions.Vocabulary(["<pad>", "<unk>", "how", "do", "i", "learn", "python", "?"]).save(
         tmp_path / questions.VOCAB_FILE)

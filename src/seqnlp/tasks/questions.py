@@ -7,6 +7,7 @@ chosen on the validation split.
 """
 
 import codecs
+import collections.abc
 import gzip
 import json
 import re
@@ -165,9 +166,15 @@ def filter(params, raw, out):
     return stats
 
 
-def read_filtered(path):
+def filtered_records(path):
+    """The pair records of a filtered split, parsed a line at a time."""
     with open(path) as stream:
-        return [json.loads(line) for line in stream]
+        for line in stream:
+            yield json.loads(line)
+
+
+def read_filtered(path):
+    return list(filtered_records(path))
 
 
 # ---- tokenizing -----------------------------------------------------------------------------------
@@ -569,14 +576,33 @@ def describe_data(raw, filtered):
 INDEX_VECTORS, INDEX_QUESTIONS, INDEX_RECORD = "vectors.npy", "questions.json", "index.json"
 
 
+class EncodedQuestions(collections.abc.Sequence):
+    """Questions encoded as :func:`encode_known` encodes them, each when it is asked for, with their lengths
+    known beforehand: batches of them hold one batch's ids, where a list would hold every question's."""
+
+    def __init__(self, vocabulary, texts):
+        self.vocabulary, self.texts = vocabulary, texts
+        self.lengths = np.array([max(len(split_words(text)), 1) for text in texts], np.int64)
+
+    def __len__(self):
+        return len(self.texts)
+
+    def __getitem__(self, index):
+        return encode_known(self.vocabulary, [self.texts[index]])[0]
+
+
 def build_index(params, siamese, filtered, tokens, out):
-    """Encode every distinct question of the training and validation pairs; store the validation threshold."""
+    """Encode every distinct question of the training and validation pairs; store the validation threshold.
+
+    The pairs are read a line at a time, keeping only the distinct texts, and each question is encoded when
+    its batch is reached: beside the texts and their vectors, the index holds one batch, not every pair and
+    every encoded question."""
     forward, batch_size = layers.compiled(encoder_of(siamese)), params["evaluate"]["batch_size"]
     vocabulary = Vocabulary.load(tokens / VOCAB_FILE)
-    texts = _unique_questions([record for split in ("train", "valid")
-                               for record in read_filtered(filtered / f"{split}.jsonl")])
-    vectors = encode(forward, encode_known(vocabulary, texts), batch_size, desc="encoding the index")
-    np.save(out / INDEX_VECTORS, vectors.astype(np.float32))
+    texts = _unique_questions(record for split in ("train", "valid")
+                              for record in filtered_records(filtered / f"{split}.jsonl"))
+    vectors = encode(forward, EncodedQuestions(vocabulary, texts), batch_size, desc="encoding the index")
+    np.save(out / INDEX_VECTORS, vectors)
     write_json(out / INDEX_QUESTIONS, texts)
     threshold, valid_accuracy = best_threshold(*pair_similarities(forward, tokens, "valid", batch_size))
     record = {"questions": len(texts), "dimensions": int(vectors.shape[1]), "threshold": threshold,
